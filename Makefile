@@ -8,6 +8,8 @@ export DVC_NO_ANALYTICS := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# dvc.yaml runs `python stages/...`: the venv must come first on PATH for dvc to find its python.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install repro test test-all
 

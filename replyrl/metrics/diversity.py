@@ -1,8 +1,16 @@
-"""Diversity of one prompt's set of replies. Pure functions, no I/O."""
+"""Diversity of one prompt's set of replies. Pure functions, no I/O.
+
+Every measure here looks at one prompt's samples only; evaluation averages it over prompts, so a
+model that says the same thing to every tweet is not mistaken for a diverse one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from sacrebleu.metrics import BLEU
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 
 def pairwise_cosine_distances(embeddings: np.ndarray) -> np.ndarray:
@@ -27,3 +35,33 @@ def distance_to_others(embeddings: np.ndarray) -> np.ndarray:
     if n < 2:
         return np.zeros(n)
     return pairwise_cosine_distances(embeddings).sum(axis=1) / (n - 1)
+
+
+def self_bleu(replies: Sequence[str]) -> float:
+    """Mean sentence BLEU (sacrebleu, 0-100) of each reply against the other replies of its set.
+
+    100 means every reply repeats the others; lower is more diverse.
+
+    >>> round(self_bleu(["the same words here", "the same words here"]))
+    100
+    """
+    if len(replies) < 2:
+        raise ValueError(f"Self-BLEU needs at least two replies, got {len(replies)}")
+    # effective_order: short replies lack 4-grams, which would otherwise zero every score.
+    bleu = BLEU(effective_order=True)
+    scores = [bleu.sentence_score(r, [o for j, o in enumerate(replies) if j != i]).score for i, r in enumerate(replies)]
+    return float(min(np.mean(scores), 100.0))
+
+
+def distinct_n(replies: Sequence[str], n: int) -> float:
+    """Distinct-n: unique n-grams / all n-grams over the set (lower-cased, sacrebleu 13a tokens).
+
+    >>> distinct_n(["a b", "a b"], 1), distinct_n(["a b", "c d"], 2)
+    (0.5, 1.0)
+    """
+    tokenize = Tokenizer13a()
+    ngrams = []
+    for reply in replies:
+        tokens = tokenize(reply.lower()).split()
+        ngrams.extend(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return len(set(ngrams)) / len(ngrams) if ngrams else 0.0

@@ -30,6 +30,15 @@ def resolve_encoder(model: str) -> str:
     return model
 
 
+def export_encoder(model: str, out_dir: str | Path) -> None:
+    """Save `encoder.model` as a complete sentence-transformers folder (normally `models/encoder/`).
+
+    Later stages load only that folder, so every reward, metric and diversity term embeds text with
+    exactly the same, DVC-tracked weights.
+    """
+    SentenceTransformer(resolve_encoder(model), device="cpu").save(str(out_dir))
+
+
 def load_encoder(path: str | Path, device: str | None = None) -> SentenceTransformer:
     """Load a sentence-transformers folder (normally `models/encoder/`)."""
     return SentenceTransformer(str(path), device=device)
@@ -43,3 +52,18 @@ def encode(encoder: SentenceTransformer, texts: Sequence[str], batch_size: int =
         list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
     )
     return emb.astype(np.float32, copy=False)
+
+
+def encode_pairs(
+    encoder: SentenceTransformer, tweets: Sequence[str], replies: Sequence[str], batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of each (tweet, reply) pair: two row-aligned arrays, from one batched `encode`.
+
+    Each distinct text is encoded once: in GRPO a tweet repeats across its group of completions.
+    """
+    if len(tweets) != len(replies):
+        raise ValueError(f"got {len(tweets)} tweets but {len(replies)} replies; they must pair up")
+    unique = list(dict.fromkeys([*tweets, *replies]))
+    index = {text: i for i, text in enumerate(unique)}
+    emb = encode(encoder, unique, batch_size)
+    return emb[[index[t] for t in tweets]], emb[[index[r] for r in replies]]

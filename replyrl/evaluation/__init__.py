@@ -1,0 +1,1 @@
+"""The `generate` and `evaluate` stages' logic: sampling replies, scoring them, the report, the LLM judge."""

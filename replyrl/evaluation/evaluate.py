@@ -1,0 +1,321 @@
+"""The `evaluate` stage: Pass@k, diversity, quality and significance from the generation files.
+
+Every metric is first computed per test tweet (one row per model x seed x tweet in `per_prompt`),
+then averaged over tweets per seed, then reported as mean and std over seeds. Bootstrap intervals
+and significance tests use each tweet's value averaged over seeds, paired by tweet across models.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from replyrl.config import EvaluateConfig, RewardConfig
+from replyrl.evaluation import judge as llm_judge
+from replyrl.io import read_json, read_jsonl
+from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
+from replyrl.metrics.overlap import BertScore, rouge_l
+from replyrl.metrics.passk import pass_at_k_per_prompt
+from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, compare
+
+logger = logging.getLogger(__name__)
+
+TextScorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+GENERATION_FIELDS = ("tweet_id", "tweet", "references", "samples", "greedy")
+# Per-tweet columns besides pass@k, in report order; all but self_bleu are "higher is better".
+METRICS = (
+    "self_bleu", "distinct_1", "distinct_2", "semantic_diversity",
+    "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement",
+)
+LOWER_IS_BETTER = {"self_bleu"}
+# Per-tweet values compared between models by the significance tests (besides the largest-k Pass@k).
+TESTED = ("predicted_engagement",)
+GRPO_KL_KEY = "kl/final"  # written by the grpo stage into metrics/grpo/from_<init>_seed_<seed>.json
+
+
+@dataclass
+class Scorers:
+    """What turns text into numbers: the two rewards, the sentence encoder and BERTScore."""
+
+    engagement: TextScorer  # the learned reward: predicted engagement of (tweet, reply)
+    heuristic: TextScorer
+    embed: Callable[[Sequence[str]], np.ndarray]  # L2-normalised rows
+    bertscore: BertScore
+
+
+@dataclass
+class Evaluation:
+    """Everything the stage writes: flat metrics, per-tweet values, the Pass@k curve, report inputs."""
+
+    metrics: dict[str, float | None]
+    per_prompt: pd.DataFrame
+    passk: pd.DataFrame
+    significance: pd.DataFrame
+    models: list[str]
+    seeds: list[int]
+    threshold: float
+    grpo_kl: dict[str, float] = field(default_factory=dict)
+    bertscore_model: str = ""
+
+
+def load_scorers(encoder_dir: str | Path, reward_model_dir: str | Path, reward_config: RewardConfig,
+                 config: EvaluateConfig, batch_size: int = 64) -> Scorers:
+    """Build the scorers from the pipeline's folders (`models/encoder`, `models/reward_model`)."""
+    from replyrl.models.encoder import encode, load_encoder
+    from replyrl.rewards import load_reward
+
+    encoder = load_encoder(encoder_dir, device="cpu")
+    return Scorers(
+        engagement=load_reward("learned", reward_config, encoder, reward_model_dir, batch_size),
+        heuristic=load_reward("heuristic", reward_config, encoder, reward_model_dir, batch_size),
+        embed=lambda texts: encode(encoder, texts, batch_size),
+        bertscore=BertScore(encoder_dir, config.bertscore_layer, batch_size),
+    )
+
+
+def load_generations(folder: str | Path, models: Sequence[str], seeds: Sequence[int], min_samples: int) -> dict[tuple[str, int], list[dict]]:
+    """Read ``folder/<model>/seed_<seed>.jsonl`` for every model and seed, checking that they line up.
+
+    All files must cover the same tweets in the same order (that is what pairs models by tweet) and
+    hold at least ``min_samples`` samples per tweet.
+    """
+    generations: dict[tuple[str, int], list[dict]] = {}
+    expected_ids: list[str] | None = None
+    for model in models:
+        for seed in seeds:
+            path = Path(folder, model, f"seed_{seed}.jsonl")
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: run the generate stage for model {model!r}, seed {seed}")
+            rows = read_jsonl(path)
+            if not rows:
+                raise ValueError(f"{path}: no generations")
+            for lineno, row in enumerate(rows, 1):
+                missing = [f for f in GENERATION_FIELDS if f not in row]
+                if missing:
+                    raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+                if len(row["samples"]) < min_samples:
+                    raise ValueError(f"{path}:{lineno}: {len(row['samples'])} samples, need >= {min_samples} "
+                                     "(evaluate.n_samples must cover the largest k; rerun generate)")
+                if not row["references"]:
+                    raise ValueError(f"{path}:{lineno}: field 'references' is empty")
+            ids = [row["tweet_id"] for row in rows]
+            if expected_ids is None:
+                expected_ids = ids
+            elif ids != expected_ids:
+                raise ValueError(f"{path}: its tweets differ from the other generation files; rerun generate "
+                                 "for every model with the same evaluate.max_prompts/prompt_seed")
+            generations[model, seed] = rows
+    return generations
+
+
+def read_grpo_kl(folder: str | Path, inits: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
+    """Final KL of every GRPO run, keyed ``grpo_from_<init>/seed_<seed>``; runs without one are left out."""
+    kls = {}
+    for init in inits:
+        for seed in seeds:
+            path = Path(folder, f"from_{init}_seed_{seed}.json")
+            value = read_json(path).get(GRPO_KL_KEY) if path.exists() else None
+            if value is None:
+                logger.warning("%s has no %r: the KL criterion skips this run", path, GRPO_KL_KEY)
+            else:
+                kls[f"grpo_from_{init}/seed_{seed}"] = float(value)
+    return kls
+
+
+def judge_scores(generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig) -> tuple[dict, dict]:
+    """LLM-judge scores vs the first human reply: of every greedy reply, and of every sample if the
+    LLM is the Pass@k judge. Returns ({(model, seed): greedy scores}, {(model, seed): sample scores}).
+
+    Comparisons are ordered tweet by tweet across models, so a call cap leaves every model with
+    judgments on the same tweets.
+    """
+    keys = list(generations)
+    n_prompts = len(next(iter(generations.values())))
+    index: list[tuple[str, tuple, int, int]] = []  # (kind, (model, seed), tweet, sample)
+    for i in range(n_prompts):
+        index.extend(("greedy", key, i, 0) for key in keys)
+    if config.pass_at_k.judge == "llm":
+        for i in range(n_prompts):
+            n = len(generations[keys[0]][i]["samples"])
+            index.extend(("sample", key, i, j) for j in range(n) for key in keys)
+    comparisons = []
+    for kind, key, i, j in index:
+        row = generations[key][i]
+        reply = row["greedy"] if kind == "greedy" else row["samples"][j]
+        comparisons.append(llm_judge.Comparison(row["tweet"], reply, row["references"][0]))
+    scores = llm_judge.judge(comparisons, config.judge)
+    greedy = {key: np.full(n_prompts, np.nan) for key in keys}
+    samples = {key: np.full((n_prompts, len(generations[key][0]["samples"])), np.nan) for key in keys}
+    for (kind, key, i, j), score in zip(index, scores):
+        value = np.nan if score is None else score
+        if kind == "greedy":
+            greedy[key][i] = value
+        else:
+            samples[key][i, j] = value
+    return greedy, samples
+
+
+def per_prompt_metrics(
+    generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig
+) -> tuple[pd.DataFrame, float]:
+    """One row per (model, seed, tweet) with every metric; and the resolved pass threshold."""
+    first = next(iter(generations.values()))
+    ref_tweets = [row["tweet"] for row in first for _ in row["references"]]
+    ref_replies = [ref for row in first for ref in row["references"]]
+    engagement = {key: _score_samples(rows, scorers.engagement) for key, rows in generations.items()}
+    heuristic = {key: _score_samples(rows, scorers.heuristic) for key, rows in generations.items()}
+    llm_greedy, llm_samples = judge_scores(generations, config) if config.judge.enabled else ({}, {})
+
+    judge = config.pass_at_k.judge
+    if judge == "llm":
+        unjudged = sum(int(np.isnan(s).sum()) for s in llm_samples.values())
+        if unjudged:
+            raise RuntimeError(f"evaluate.pass_at_k.judge is 'llm' but {unjudged} samples are not judged (see the "
+                               "log: no ANTHROPIC_API_KEY, evaluate.judge.max_calls or an API error); rerun to "
+                               "continue from the cache")
+        pass_scores = llm_samples
+    else:
+        pass_scores = engagement if judge == "learned" else heuristic
+    if config.pass_at_k.threshold is not None:
+        threshold = config.pass_at_k.threshold
+    elif judge == "llm":
+        threshold = llm_judge.SCORES["tie"]  # at least as engaging as the human reply
+    else:
+        scorer = scorers.engagement if judge == "learned" else scorers.heuristic
+        threshold = float(np.median(scorer(ref_tweets, ref_replies)))
+    logger.info("pass threshold %.4f (judge %s)", threshold, judge)
+
+    frames = []
+    for key, rows in tqdm(generations.items(), desc="metrics", unit="file"):
+        model, seed = key
+        samples = [row["samples"] for row in rows]
+        greedy = [row["greedy"] for row in rows]
+        references = [row["references"] for row in rows]
+        n = len(samples[0])
+        emb = scorers.embed([s for group in samples for s in group])
+        frame = pd.DataFrame({
+            "model": model, "seed": seed, "tweet_id": [row["tweet_id"] for row in rows],
+            # sacrebleu's 0-100 score as a fraction, the scale of the recipe's "Self-BLEU < 0.35"
+            "self_bleu": [self_bleu(group) / 100 for group in samples],
+            "distinct_1": [distinct_n(group, 1) for group in samples],
+            "distinct_2": [distinct_n(group, 2) for group in samples],
+            "semantic_diversity": [semantic_diversity(emb[i * n : (i + 1) * n]) for i in range(len(rows))],
+            "rouge_l": rouge_l(greedy, references),
+            "bertscore_f1": scorers.bertscore.f1(greedy, references),
+            "heuristic_reward": heuristic[key].mean(axis=1),
+            "predicted_engagement": engagement[key].mean(axis=1),
+        })
+        passed = pass_scores[key] >= threshold
+        for k in config.pass_at_k.k:
+            frame[f"pass@{k}"] = pass_at_k_per_prompt(passed, k)
+        if key in llm_greedy:
+            frame["llm_win_rate"] = llm_greedy[key]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True), threshold
+
+
+def _score_samples(rows: Sequence[dict], scorer: TextScorer) -> np.ndarray:
+    """(tweets, samples) matrix of ``scorer(tweet, sample)``, from one batched call."""
+    n = len(rows[0]["samples"])
+    tweets = [row["tweet"] for row in rows for _ in row["samples"]]
+    replies = [s for row in rows for s in row["samples"]]
+    return np.asarray(scorer(tweets, replies), dtype=np.float64).reshape(len(rows), n)
+
+
+def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[str, float | None], pd.DataFrame]:
+    """Flat metrics ``{model}.{metric}`` (mean over seeds) and ``{model}.{metric}_std``, plus the
+    Pass@k table with bootstrap intervals over tweets."""
+    columns = [c for c in per_prompt.columns if c not in ("model", "seed", "tweet_id")]
+    per_seed = per_prompt.groupby(["model", "seed"], sort=False)[columns].mean()
+    mean = per_seed.groupby(level="model", sort=False).mean()
+    std = per_seed.groupby(level="model", sort=False).std(ddof=1).fillna(0.0)  # one seed: no spread
+    metrics: dict[str, float | None] = {}
+    for model in mean.index:
+        for column in columns:
+            metrics[f"{model}.{column}"] = mean.at[model, column]
+            metrics[f"{model}.{column}_std"] = std.at[model, column]
+        if "llm_win_rate" in columns:
+            metrics[f"{model}.llm_judged"] = int(per_prompt.loc[per_prompt.model == model, "llm_win_rate"].notna().sum())
+
+    by_tweet = per_prompt.groupby(["model", "tweet_id"], sort=False)[columns].mean()
+    passk_rows = []
+    for model in mean.index:
+        for k in config.pass_at_k.k:
+            low, high = bootstrap_ci(by_tweet.loc[model, f"pass@{k}"].to_numpy(), config.pass_at_k.confidence,
+                                     config.pass_at_k.bootstrap_samples)
+            metrics[f"{model}.pass@{k}_ci_low"], metrics[f"{model}.pass@{k}_ci_high"] = low, high
+            passk_rows.append({"model": model, "k": k, "pass@k": mean.at[model, f"pass@{k}"],
+                               "ci_low": low, "ci_high": high})
+    return {k: _finite(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
+
+
+def significance(per_prompt: pd.DataFrame, config: EvaluateConfig) -> pd.DataFrame:
+    """Each model vs the baseline and every configured pair, on each tweet's seed-averaged values.
+
+    One row per (model, other, metric) with Mann-Whitney U, Wilcoxon signed-rank (paired by tweet),
+    Cohen's d, and p-values adjusted (``config.significance.correction``) within each metric and test.
+    """
+    models = list(dict.fromkeys(per_prompt["model"]))
+    pairs = [(m, config.significance.baseline) for m in models if m != config.significance.baseline]
+    pairs += [tuple(p) for p in config.significance.pairs if tuple(p) not in pairs]
+    skipped = [p for p in pairs if not set(p) <= set(models)]
+    if skipped:
+        logger.warning("significance: skipping %s (model(s) not evaluated)", skipped)
+    pairs = [p for p in pairs if p not in skipped]
+    metrics = [f"pass@{max(config.pass_at_k.k)}", *TESTED]
+    by_tweet = per_prompt.groupby(["model", "tweet_id"], sort=False)[metrics].mean()
+    rows = [
+        {"model": a, "other": b, "metric": metric,
+         **compare(by_tweet.loc[a, metric].to_numpy(), by_tweet.loc[b, metric].to_numpy())}
+        for a, b in pairs for metric in metrics
+    ]
+    table = pd.DataFrame(rows, columns=["model", "other", "metric", "mannwhitney_u", "mannwhitney_p", "wilcoxon_w",
+                                        "wilcoxon_p", "cohens_d", "mean_diff"])
+    for test in ("mannwhitney", "wilcoxon"):
+        table[f"{test}_p_adj"] = table.groupby("metric")[f"{test}_p"].transform(
+            lambda p: adjust_pvalues(p.to_numpy(), config.significance.correction))
+    return table
+
+
+def significance_metrics(table: pd.DataFrame) -> dict[str, float | None]:
+    """Flat keys ``significance.{model}_vs_{other}.{metric}.{statistic}``."""
+    stats = ("mannwhitney_p", "mannwhitney_p_adj", "wilcoxon_p", "wilcoxon_p_adj", "cohens_d")
+    return {
+        f"significance.{row.model}_vs_{row.other}.{row.metric}.{stat}": _finite(getattr(row, stat))
+        for row in table.itertuples() for stat in stats
+    }
+
+
+def evaluate(
+    generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
+    grpo_kl: dict[str, float] | None = None,
+) -> Evaluation:
+    """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`)."""
+    per_prompt, threshold = per_prompt_metrics(generations, scorers, config)
+    metrics, passk = summarise(per_prompt, config)
+    table = significance(per_prompt, config)
+    metrics.update(significance_metrics(table))
+    models = list(dict.fromkeys(model for model, _ in generations))
+    seeds = list(dict.fromkeys(seed for _, seed in generations))
+    grpo_kl = grpo_kl or {}
+    for model in models:
+        runs = [v for run, v in grpo_kl.items() if run.split("/")[0] == model]
+        if runs:
+            metrics[f"{model}.final_kl"] = float(np.mean(runs))
+    metrics.update({"pass_threshold": threshold, "n_prompts": len(generations[models[0], seeds[0]]),
+                    "n_seeds": len(seeds), "bertscore_layer": scorers.bertscore.layer})
+    return Evaluation(metrics, per_prompt, passk, table, models, seeds, threshold, grpo_kl,
+                      scorers.bertscore.model_dir)
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN/inf: an undefined statistic is written as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,61 @@
+"""The `generate` stage: sample every evaluated model's replies to the same test tweets, once.
+
+Metrics are computed later from these files (`evaluate`), so changing a metric never resamples.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
+
+from replyrl.config import EvaluateConfig, PromptConfig
+from replyrl.data.schema import group_key
+from replyrl.generation import SamplingConfig, generate_replies
+from replyrl.prompts import build_prompts
+
+
+def select_test_tweets(rows: Sequence[dict], max_prompts: int | None, seed: int) -> list[dict]:
+    """Group test rows by tweet and pick ``max_prompts`` tweets (seeded, so every model gets the same ones).
+
+    Each tweet's human replies become its references. Returns dicts with ``tweet_id`` (the group
+    key), ``tweet`` and ``references``, in a stable order.
+    """
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(group_key(row), {"tweet_id": group_key(row), "tweet": row["tweet"], "references": []})
+        group["references"].append(row["reply"])
+    keys = sorted(groups)
+    if max_prompts is not None and max_prompts < len(keys):
+        keys = sorted(random.Random(seed).sample(keys, max_prompts))
+    return [groups[k] for k in keys]
+
+
+def generate_for_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tweets: Sequence[dict],
+    prompt_config: PromptConfig,
+    config: EvaluateConfig,
+    seed: int,
+    progress: bool = True,
+) -> list[dict]:
+    """``config.n_samples`` sampled replies and one greedy reply per tweet, as generation-file rows."""
+    prompts = build_prompts(tokenizer, [t["tweet"] for t in tweets], prompt_config)
+    sampling = SamplingConfig(
+        num_samples=config.n_samples, temperature=config.temperature, top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+    )
+    set_seed(seed)
+    samples = generate_replies(model, tokenizer, prompts, sampling, config.batch_size, progress)
+    greedy_config = SamplingConfig(num_samples=1, do_sample=False, max_new_tokens=config.max_new_tokens)
+    greedy = generate_replies(model, tokenizer, prompts, greedy_config, config.batch_size, progress)
+    params = {
+        "seed": seed, "n_samples": config.n_samples, "temperature": config.temperature, "top_p": config.top_p,
+        "max_new_tokens": config.max_new_tokens,
+    }
+    return [
+        {**tweet, "prompt": prompt, "samples": replies, "greedy": best[0], "generation": params}
+        for tweet, prompt, replies, best in zip(tweets, prompts, samples, greedy)
+    ]

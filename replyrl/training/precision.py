@@ -1,0 +1,35 @@
+"""Pick the training precision for the machine the run lands on (CPU or any accelerator)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from transformers.utils import is_torch_bf16_gpu_available
+
+logger = logging.getLogger(__name__)
+
+BF16_CHOICES = ("auto", "true", "false")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 matmuls (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def precision_kwargs(bf16: str) -> dict[str, bool]:
+    """`TrainingArguments` kwargs (`bf16`, `use_cpu`) for the `bf16: auto|true|false` param.
+
+    ``auto`` turns bf16 autocast on where the hardware runs it natively. ``use_cpu`` is set only when
+    no accelerator is present: transformers refuses `bf16=True` on a CPU-only machine without it.
+    """
+    if bf16 not in BF16_CHOICES:
+        raise ValueError(f"bf16 must be one of {BF16_CHOICES}, got {bf16!r}")
+    use_cpu = not torch.accelerator.is_available()
+    supported = cpu_supports_bf16() if use_cpu else is_torch_bf16_gpu_available()
+    enabled = supported if bf16 == "auto" else bf16 == "true"
+    if enabled and not supported:
+        logger.warning("bf16 forced on, but this %s has no native bf16 support: expect it to be slow",
+                       "CPU" if use_cpu else "accelerator")
+    logger.info("bf16 autocast %s (param %r, %s)", "on" if enabled else "off", bf16, "cpu" if use_cpu else "accelerator")
+    return {"bf16": enabled, "use_cpu": use_cpu}

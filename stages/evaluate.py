@@ -1,0 +1,56 @@
+"""Stage `evaluate`: Pass@k, diversity, quality, significance and the report, from `data/generations/`.
+
+    python stages/evaluate.py --generations data/generations --metrics metrics/evaluation.json
+"""
+
+from __future__ import annotations
+
+import logging
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import EvaluateConfig, RewardConfig, load_params, load_section, to_dict
+from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl
+from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
+from replyrl.io import atomic_path, write_json
+
+logger = logging.getLogger("evaluate")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--generations", default="data/generations", help="Folder of <model>/seed_<seed>.jsonl.")
+    parser.add_argument("--encoder", default="models/encoder", help="Sentence encoder (diversity, BERTScore).")
+    parser.add_argument("--reward-model", default="models/reward_model", help="Learned engagement reward.")
+    parser.add_argument("--grpo-metrics", default="metrics/grpo", help="GRPO stage metrics (final KL).")
+    parser.add_argument("--metrics", default="metrics/evaluation.json")
+    parser.add_argument("--plots", default="plots", help="Folder for passk.csv and the PNGs.")
+    parser.add_argument("--report", default="reports/evaluation.md")
+    parser.add_argument("--per-prompt", default="reports/evaluation_per_prompt.csv", help="Every per-tweet value.")
+    args = parser.parse_args()
+    setup_logging()
+    config = load_section(EvaluateConfig, "evaluate", args.params)
+    seeds = load_params(args.params).get("seeds")
+    if not seeds:
+        raise ValueError(f"{args.params}: `seeds` must list at least one seed")
+    logger.info("seeds %s, config %s", seeds, to_dict(config))
+
+    generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
+    scorers = load_scorers(args.encoder, args.reward_model, load_section(RewardConfig, "reward", args.params), config)
+    result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds))
+
+    write_json(args.metrics, result.metrics)
+    with atomic_path(f"{args.plots}/passk.csv") as tmp:
+        result.passk.to_csv(tmp, index=False)
+    with atomic_path(args.per_prompt) as tmp:
+        result.per_prompt.to_csv(tmp, index=False)
+    plot_passk(result.passk, f"{args.plots}/passk.png")
+    plot_diversity_quality(result, f"{args.plots}/diversity_vs_quality.png")
+    with atomic_path(args.report) as tmp:
+        tmp.write_text(render_report(result, generations, config) + "\n", encoding="utf-8")
+    for model in result.models:
+        logger.info("%s: %s", model, {k.split(".", 1)[1]: round(v, 4) for k, v in result.metrics.items()
+                                      if k.startswith(f"{model}.") and not k.endswith("_std") and v is not None})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Stage `generate`: sample one model's replies to the chosen test tweets (one seed).
+
+    python stages/generate.py --name baseline_full --model-dir models/sft/baseline_full/seed_42 \
+        --seed 42 --out data/generations/baseline_full/seed_42.jsonl
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import EvaluateConfig, PromptConfig, load_section, to_dict
+from replyrl.evaluation.generate import generate_for_model, select_test_tweets
+from replyrl.io import read_jsonl, write_jsonl
+from replyrl.models.policy import load_policy
+
+logger = logging.getLogger("generate")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--name", required=True, help="Model name, as used in metric keys.")
+    parser.add_argument("--model-dir", required=True, help="Base or adapter folder (any `load_policy` accepts).")
+    parser.add_argument("--seed", type=int, required=True, help="Sampling seed (one of `seeds`).")
+    parser.add_argument("--test", default="data/processed/test_data.jsonl", help="Test split.")
+    parser.add_argument("--out", required=True, help="Generation file to write.")
+    args = parser.parse_args()
+    setup_logging()
+    config = load_section(EvaluateConfig, "evaluate", args.params)
+    prompt_config = load_section(PromptConfig, "prompt", args.params)
+    logger.info("model %s from %s, seed %d, config %s", args.name, args.model_dir, args.seed, to_dict(config))
+
+    tweets = select_test_tweets(read_jsonl(args.test), config.max_prompts, config.prompt_seed)
+    model, tokenizer = load_policy(args.model_dir)
+    start = time.perf_counter()
+    rows = generate_for_model(model, tokenizer, tweets, prompt_config, config, args.seed)
+    logger.info("%d tweets x (%d samples + greedy) in %.0f s", len(rows), config.n_samples, time.perf_counter() - start)
+    write_jsonl(args.out, ({"model": args.name, "model_dir": args.model_dir, **row} for row in rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Stage `grpo`: refine one SFT warm-start with GRPO against the reward (one init x seed).
+
+    python stages/grpo.py --warm-start models/sft/baseline_phase1/seed_42 --seed 42 \
+        --out models/grpo/from_baseline/seed_42 --checkpoints checkpoints/grpo/from_baseline/seed_42 \
+        --live dvclive/grpo/from_baseline/seed_42 --metrics metrics/grpo/from_baseline_seed_42.json
+
+A killed run resumes from its last checkpoint when rerun with the same params and inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import EncoderConfig, GRPOStageConfig, PromptConfig, RewardConfig, load_section, to_dict
+from replyrl.io import write_json
+from replyrl.training.grpo import run_grpo_stage
+
+logger = logging.getLogger("grpo")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--warm-start", required=True, help="SFT adapter folder (with lineage.json) to start from.")
+    parser.add_argument("--seed", type=int, required=True, help="Training seed (one of `seeds`).")
+    parser.add_argument("--data", default="data/processed/phases/training_data_phase2_grpo.jsonl", help="Phase-2 data.")
+    parser.add_argument("--encoder", default="models/encoder", help="Sentence-encoder folder.")
+    parser.add_argument("--reward-model", default="models/reward_model", help="Learned reward folder.")
+    parser.add_argument("--out", required=True, help="Output adapter folder.")
+    parser.add_argument("--checkpoints", required=True, help="Checkpoint folder (not a DVC out; enables resume).")
+    parser.add_argument("--live", required=True, help="dvclive folder (the stage's plots).")
+    parser.add_argument("--metrics", required=True, help="Stage metrics JSON.")
+    parser.add_argument("--max-steps", type=int, help="Override grpo.max_steps (e.g. for a quick look).")
+    parser.add_argument("--dry-run", action="store_true", help="Run one step in a temporary folder; write nothing.")
+    args = parser.parse_args()
+    setup_logging()
+    config = load_section(GRPOStageConfig, "grpo", args.params)
+    if args.max_steps is not None:
+        config = dataclasses.replace(config, max_steps=args.max_steps)
+    logger.info("warm start %s, seed %d, config %s", args.warm_start, args.seed, to_dict(config))
+
+    metrics = run_grpo_stage(
+        config,
+        load_section(PromptConfig, "prompt", args.params),
+        load_section(RewardConfig, "reward", args.params),
+        warm_start=args.warm_start,
+        data=args.data,
+        encoder_dir=args.encoder,
+        reward_model_dir=args.reward_model,
+        checkpoint_dir=args.checkpoints,
+        out_dir=args.out,
+        live_dir=args.live,
+        seed=args.seed,
+        encoder_batch_size=load_section(EncoderConfig, "encoder", args.params).batch_size,
+        dry_run=args.dry_run,
+    )
+    logger.info("metrics: %s", metrics)
+    if not args.dry_run:
+        write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Stage `prepare`: validate the input (tweet, reply) rows and keep the good ones.
+
+Reads `prepare.source` (`sample` = the built-in chitchat corpus with simulated likes, or a path/glob
+of JSONL files); writes the kept rows, every rejected row with file/line/reason, and counts per reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import PrepareConfig, load_section, to_dict
+from replyrl.data.prepare import prepare_rows, source_lines
+from replyrl.io import write_json, write_jsonl
+
+logger = logging.getLogger("prepare")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--pairs", required=True, help="Output JSONL of valid rows (with `engagement`).")
+    parser.add_argument("--rejected", required=True, help="Output JSONL of rejected rows (file, line, reason, raw).")
+    parser.add_argument("--metrics", required=True, help="Output JSON of row counts per rejection reason.")
+    args = parser.parse_args()
+    setup_logging()
+    config = load_section(PrepareConfig, "prepare", args.params)
+    logger.info("config: %s", to_dict(config))
+
+    result = prepare_rows(source_lines(config), config.max_chars)
+    write_jsonl(args.rejected, result.rejected)
+    write_json(args.metrics, result.metrics())
+    counts = dict(result.reason_counts())
+    logger.info("kept %d of %d rows; rejected per reason: %s", len(result.kept), result.rows_read, counts)
+    try:
+        result.check(config.max_reject_fraction, args.rejected)
+    except ValueError as e:
+        # A stale pairs file from an earlier run must not pass for this run's output.
+        Path(args.pairs).unlink(missing_ok=True)
+        logger.error("%s", e)
+        sys.exit(1)
+    write_jsonl(args.pairs, result.kept)
+
+
+if __name__ == "__main__":
+    main()

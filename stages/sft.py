@@ -1,0 +1,60 @@
+"""Stage `sft`: LoRA SFT of the base policy, baseline or polychromic, on the full or phase-1 data.
+
+One run of the dvc.yaml matrix (method x data x seed). Writes the adapter folder (loadable with
+`replyrl.models.policy.load_policy`) and a dvclive folder (loss curves, metrics.json); rerunning a killed run
+resumes from its last checkpoint when the params and inputs are unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import SFT_DATA, SFT_METHODS, PromptConfig, RewardConfig, SFTStageConfig, load_section
+from replyrl.training.sft import SFTPaths, run_sft
+
+logger = logging.getLogger("stages.sft")
+
+# DVC cannot index a mapping with a matrix value, so the data names resolve to files here.
+DATA_FILES = {
+    "full": "data/processed/full_train.jsonl",
+    "phase1": "data/processed/phases/training_data_phase1_sft.jsonl",
+}
+
+
+def main() -> None:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=SFT_METHODS, required=True)
+    parser.add_argument("--data", choices=SFT_DATA, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--base", required=True, help="Base checkpoint folder (the base stage's output).")
+    parser.add_argument("--encoder", required=True, help="Sentence encoder folder (used by polychromic only).")
+    parser.add_argument("--out", required=True, help="Adapter folder to write.")
+    parser.add_argument("--live-dir", required=True, help="dvclive folder: loss curves and metrics.json.")
+    parser.add_argument("--checkpoints", required=True, help="Checkpoint folder; must not be a DVC out.")
+    parser.add_argument("--max-steps", type=int, help="Override sft.train.max_steps.")
+    parser.add_argument("--dry-run", action="store_true", help="Build everything, run 2 steps, keep nothing.")
+    args = parser.parse_args()
+    setup_logging()
+
+    config = load_section(SFTStageConfig, "sft", args.params)
+    if args.max_steps is not None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=args.max_steps))
+    prompt = load_section(PromptConfig, "prompt", args.params)
+    reward = load_section(RewardConfig, "reward", args.params)
+    paths = SFTPaths(
+        base=Path(args.base),
+        train_file=Path(DATA_FILES[args.data]),
+        checkpoints=Path(args.checkpoints),
+        live=Path(args.live_dir),
+        out=None if args.dry_run else Path(args.out),
+        encoder=Path(args.encoder),
+    )
+    metrics = run_sft(args.method, args.data, args.seed, paths, config, prompt, reward, dry_run=args.dry_run)
+    logger.info("metrics: %s", metrics)
+
+
+if __name__ == "__main__":
+    main()

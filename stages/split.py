@@ -1,0 +1,42 @@
+"""Stage `split`: grouped (by tweet), engagement-stratified split into test, phase 1 and phase 2.
+
+Phase 1 warm-starts SFT, phase 2 feeds GRPO, `full` = phase 1 + phase 2 trains the full-SFT
+comparison models, and the test tweets are never trained on. Also writes split statistics and a plot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from replyrl.cli import setup_logging, stage_parser
+from replyrl.config import SplitConfig, load_section, to_dict
+from replyrl.data.split import SPLITS, plot_split_distributions, split_rows, split_statistics
+from replyrl.io import atomic_path, read_jsonl, write_json, write_jsonl
+
+logger = logging.getLogger("split")
+
+
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--pairs", required=True, help="Prepared rows (output of `prepare`).")
+    for name in SPLITS:
+        parser.add_argument(f"--{name}", required=True, help=f"Output JSONL of the {name} split.")
+    parser.add_argument("--statistics", required=True, help="Output JSON of split statistics.")
+    parser.add_argument("--plot", required=True, help="Output PNG of engagement distributions per split.")
+    args = parser.parse_args()
+    setup_logging()
+    config = load_section(SplitConfig, "split", args.params)
+    logger.info("config: %s", to_dict(config))
+
+    splits = split_rows(read_jsonl(args.pairs), config)
+    statistics = split_statistics(splits)
+    for name, rows in splits.items():
+        write_jsonl(getattr(args, name), rows)
+    write_json(args.statistics, statistics)
+    with atomic_path(args.plot) as tmp:
+        plot_split_distributions(splits, statistics, tmp)
+    logger.info("rows per split: %s; tweet overlaps: %s", statistics["rows"], statistics["tweet_overlap"])
+
+
+if __name__ == "__main__":
+    main()

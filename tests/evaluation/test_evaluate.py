@@ -1,0 +1,105 @@
+"""Metrics aggregation on synthetic generations with stand-in scorers (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from replyrl.config import EvaluateConfig, PassAtKConfig
+from replyrl.evaluation.evaluate import evaluate, load_generations, read_grpo_kl
+from replyrl.io import write_json, write_jsonl
+from tests.evaluation.conftest import make_rows
+
+MODELS = ["baseline_full", "grpo_from_polychromic"]
+
+
+def config(**kwargs) -> EvaluateConfig:
+    return EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], **kwargs)
+
+
+def generations(seeds=(1,)) -> dict:
+    """baseline: 2 of 10 samples "good" on even tweets, none on odd; grpo: all good, always the same text."""
+    out = {}
+    for seed in seeds:
+        out["baseline_full", seed] = make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j} {seed}")
+        out["grpo_from_polychromic", seed] = make_rows(lambda i, j: f"good good reply to {i}")
+    return out
+
+
+def test_pass_at_k_uses_the_median_human_score_as_threshold(scorers) -> None:
+    result = evaluate(generations(), scorers, config())
+    m = result.metrics
+    assert m["pass_threshold"] == 0.5  # median of the references' 0/1 engagement
+    # baseline: even tweets have c=2 of n=10 -> pass@1 = 0.2; odd tweets 0; mean over 8 tweets 0.1
+    assert m["baseline_full.pass@1"] == pytest.approx(0.1)
+    assert m["baseline_full.pass@10"] == pytest.approx(0.5)
+    assert m["grpo_from_polychromic.pass@10"] == 1.0
+    assert m["baseline_full.pass@1_ci_low"] <= 0.1 <= m["baseline_full.pass@1_ci_high"]
+    assert list(result.passk.columns) == ["model", "k", "pass@k", "ci_low", "ci_high"]
+    assert result.passk["k"].tolist() == [1, 3, 5, 10, 1, 3, 5, 10]
+    json.dumps(m, allow_nan=False)  # every value is JSON-safe
+
+
+def test_threshold_override_and_heuristic_judge(scorers) -> None:
+    # heuristic = len/100; "good good reply to 3" is 20 chars -> 0.2 < 0.25: nothing of grpo passes
+    m = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig(judge="heuristic", threshold=0.25))).metrics
+    assert m["pass_threshold"] == 0.25
+    assert m["grpo_from_polychromic.pass@10"] == 0.0
+
+
+def test_diversity_is_per_tweet_and_quality_uses_greedy(scorers) -> None:
+    m = evaluate(generations(), scorers, config()).metrics
+    assert m["grpo_from_polychromic.self_bleu"] == pytest.approx(1.0)  # identical samples, as a fraction
+    assert m["grpo_from_polychromic.semantic_diversity"] == pytest.approx(0.0, abs=1e-6)
+    assert m["grpo_from_polychromic.distinct_1"] == pytest.approx(4 / 50)  # good, reply, to, i; 5 words x 10
+    assert m["baseline_full.semantic_diversity"] > 0.5
+    assert m["grpo_from_polychromic.predicted_engagement"] == 1.0
+    assert m["baseline_full.rouge_l"] < 1.0 and m["bertscore_layer"] == 3
+
+
+def test_mean_and_std_over_seeds(scorers) -> None:
+    gens = generations(seeds=(1, 2))
+    # seed 2's baseline passes nothing: per-seed pass@1 is 0.1 and 0.0
+    gens["baseline_full", 2] = make_rows(lambda i, j: f"meh {i} {j}")
+    m = evaluate(gens, scorers, config()).metrics
+    assert m["baseline_full.pass@1"] == pytest.approx(0.05)
+    assert m["baseline_full.pass@1_std"] == pytest.approx(np.std([0.1, 0.0], ddof=1))
+    assert m["grpo_from_polychromic.pass@1_std"] == 0.0 and m["n_seeds"] == 2
+
+
+def test_significance_vs_baseline_and_skips_missing_pairs(scorers) -> None:
+    result = evaluate(generations(), scorers, config())
+    table = result.significance
+    # the default pair grpo_from_polychromic vs grpo_from_baseline is skipped: no grpo_from_baseline
+    assert set(zip(table.model, table.other)) == {("grpo_from_polychromic", "baseline_full")}
+    assert set(table.metric) == {"pass@10", "predicted_engagement"}
+    key = "significance.grpo_from_polychromic_vs_baseline_full.pass@10"
+    assert result.metrics[f"{key}.cohens_d"] > 0
+    # per-tweet Pass@10: grpo 1 everywhere, baseline 1 on even tweets (c=2 of 10) and 0 on odd ones
+    expected = stats.wilcoxon(np.ones(8), np.tile([1.0, 0.0], 4)).pvalue
+    assert result.metrics[f"{key}.wilcoxon_p"] == pytest.approx(expected)
+    assert result.metrics[f"{key}.wilcoxon_p_adj"] == result.metrics[f"{key}.wilcoxon_p"]  # one test per family
+
+
+def test_final_kl_is_read_per_grpo_run(tmp_path) -> None:
+    write_json(tmp_path / "from_polychromic_seed_1.json", {"kl/final": 2.5})
+    write_json(tmp_path / "from_baseline_seed_1.json", {"kl/final": None})
+    assert read_grpo_kl(tmp_path, ["polychromic", "baseline", "missing"], [1]) == {"grpo_from_polychromic/seed_1": 2.5}
+
+
+def test_load_generations_checks_files(tmp_path) -> None:
+    rows = make_rows(lambda i, j: "x")
+    write_jsonl(tmp_path / "baseline_full" / "seed_1.jsonl", rows)
+    with pytest.raises(FileNotFoundError, match="grpo_from_polychromic/seed_1.jsonl is missing"):
+        load_generations(tmp_path, MODELS, [1], 10)
+    write_jsonl(tmp_path / "grpo_from_polychromic" / "seed_1.jsonl", rows[::-1])
+    with pytest.raises(ValueError, match="tweets differ"):
+        load_generations(tmp_path, MODELS, [1], 10)
+    with pytest.raises(ValueError, match=r"seed_1.jsonl:1: 10 samples, need >= 20"):
+        load_generations(tmp_path, MODELS[:1], [1], 20)
+    write_jsonl(tmp_path / "grpo_from_polychromic" / "seed_1.jsonl", [{k: v for k, v in rows[0].items() if k != "greedy"}])
+    with pytest.raises(ValueError, match=r"seed_1.jsonl:1: missing field\(s\) \['greedy'\]"):
+        load_generations(tmp_path, MODELS[1:], [1], 10)

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from replyrl.config import HeuristicRewardConfig, RewardConfig, from_dict
+from replyrl.rewards.heuristic import (
+    HeuristicReward,
+    generic_multipliers,
+    length_scores,
+    punctuation_scores,
+    unique_word_ratio,
+)
+
+
+def test_components_and_total_match_hand_computed_values(table_encoder):
+    # Embeddings chosen so the cosines are exact: (1,0)·(0.6,0.8) = 0.6 and (1,0)·(-1,0) = -1 -> 0.
+    encoder = table_encoder({
+        "I love this": [1.0, 0.0],
+        "terrible": [0.6, 0.8],
+        "Nice, nice!!": [-1.0, 0.0],
+    })
+    reward = HeuristicReward(HeuristicRewardConfig(), encoder)
+    parts = reward.components(["I love this", "I love this"], ["terrible", "Nice, nice!!"])
+
+    # Pair 1: "terrible" (8 chars). TextBlob polarity 0.5 vs -1.0 -> 1 - 1.5/2 = 0.25. One word -> 1.0.
+    # No punctuation -> 1.0. No generic phrase -> x1.
+    # total = 0.30*0.6 + 0.15*0.6 + 0.15*0.25 + 0.10*1 + 0.10*1 = 0.5075
+    # Pair 2: "Nice, nice!!" (12 chars). Cosine -1 clipped to 0. Polarity 0.5 vs 0.76875 ->
+    # 1 - 0.26875/2 = 0.865625. Words nice, nice -> 1/2. Two "!" in 12 chars = 0.167 >= 0.1 -> 0.5.
+    # "nice" in a reply under 30 chars -> x0.5.
+    # total = 0.5 * (0 + 0.15*0.6 + 0.15*0.865625 + 0.10*0.5 + 0.10*0.5) = 0.1599219
+    expected = {
+        "relevance": [0.6, 0.0],
+        "length": [0.6, 0.6],
+        "sentiment": [0.25, 0.865625],
+        "unique_words": [1.0, 0.5],
+        "punctuation": [1.0, 0.5],
+        "generic_multiplier": [1.0, 0.5],
+        "total": [0.5075, 0.15992188],
+    }
+    assert set(parts) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_allclose(parts[name], values, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(reward(["I love this"], ["terrible"]), [0.5075], atol=1e-6)
+
+
+def test_best_possible_reply_scores_the_documented_maximum(table_encoder):
+    # Same direction (cosine 1), same polarity, 50 chars, all distinct words, no punctuation: 0.8.
+    reply = "Kelp forests shelter otters during winter storms x"
+    assert len(reply) == 50
+    encoder = table_encoder({"Kelp forests shelter otters": [1.0, 0.0], reply: [2.0, 0.0]})
+    config = HeuristicRewardConfig()
+    total = HeuristicReward(config, encoder)(["Kelp forests shelter otters"], [reply])
+    assert config.max_score == pytest.approx(0.8)
+    np.testing.assert_allclose(total, [0.8], atol=1e-6)
+
+
+def test_length_is_full_only_inside_the_inclusive_range():
+    replies = ["a" * n for n in (0, 49, 50, 150, 151)]
+    np.testing.assert_array_equal(length_scores(replies, 50, 150, 0.6), [0.6, 0.6, 1.0, 1.0, 0.6])
+
+
+def test_unique_words_are_case_insensitive_and_keep_contractions():
+    # don't, stop, don't, stop, now -> 3 distinct of 5. A reply without words scores 0.
+    np.testing.assert_allclose(unique_word_ratio(["Don't stop, don't STOP now", "!!", ""]), [0.6, 0.0, 0.0])
+
+
+def test_punctuation_threshold_is_strict():
+    # "Hello you." has 1 of 10 chars = 0.1, not below 0.1 -> 0.5; "Hello, you." 1/11 -> 1.0 (commas don't count).
+    np.testing.assert_array_equal(punctuation_scores(["Hello you.", "Hello, you.", ""], "!?.", 0.1, 0.5), [0.5, 1.0, 1.0])
+
+
+def test_generic_phrases_match_whole_words_in_short_replies_only():
+    phrases = ["thanks", "agree", "this", "nice", "great"]
+    replies = ["Agree!", "Love THIS!", "A thistle garden", "Thanks for sharing this recipe with us!!"]
+    # The last one has generic words but is 40 chars, so it is not "generic".
+    np.testing.assert_array_equal(generic_multipliers(replies, phrases, 30, 0.5), [0.5, 0.5, 1.0, 1.0])
+
+
+def test_specific_on_topic_reply_beats_a_generic_one(minilm):
+    tweet = "Just finished my first marathon in under four hours, legs are destroyed but so happy!"
+    specific = "Congrats on breaking four hours in your first marathon! Ice bath tonight, and which race is next?"
+    reward = HeuristicReward(HeuristicRewardConfig(), minilm)
+    good, generic = reward([tweet, tweet], [specific, "Agree!"])
+    # "Agree!" is halved as generic, misses the length band and is off topic.
+    assert good > generic + 0.25, (good, generic)
+
+
+def test_encoder_is_called_once_per_batch_with_each_text_once(random_encoder):
+    tweets = ["tweet a"] * 4 + ["tweet b"] * 4  # a GRPO-like batch: 4 completions per tweet
+    replies = [f"reply {i}" for i in range(8)]
+    HeuristicReward(HeuristicRewardConfig(), random_encoder).components(tweets, replies)
+    assert len(random_encoder.calls) == 1
+    assert sorted(random_encoder.calls[0]) == sorted({*tweets, *replies})
+
+
+def test_mismatched_lengths_are_rejected(random_encoder):
+    with pytest.raises(ValueError, match="2 tweets but 1 replies"):
+        HeuristicReward(HeuristicRewardConfig(), random_encoder)(["a", "b"], ["c"])
+
+
+def test_config_rejects_bad_values_and_unknown_keys():
+    with pytest.raises(ValueError, match="generic_multiplier must be in \\[0, 1\\], got 2"):
+        from_dict(RewardConfig, {"heuristic": {"generic_multiplier": 2.0}}, "params.yaml: reward")
+    with pytest.raises(ValueError, match="unknown key\\(s\\) \\['relevance_wieght'\\]"):
+        from_dict(RewardConfig, {"heuristic": {"relevance_wieght": 0.3}}, "params.yaml: reward")

@@ -1,0 +1,216 @@
+"""GRPO stage on a tiny random model: warm-start hand-off, what training moves, reward plumbing, resume."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from replyrl.config import GRPOLoraConfig, GRPOStageConfig, PromptConfig
+from replyrl.io import read_json, read_jsonl
+from replyrl.metrics.diversity import distance_to_others
+from replyrl.models.base import load_base
+from replyrl.models.policy import load_policy, write_lineage
+from replyrl.prompts import build_prompt
+from replyrl.training.checkpoints import run_fingerprint
+from replyrl.training.grpo import SAMPLES_FILE, build_trainer, phase2_dataset, train_grpo
+from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
+
+# Two rows share a tweet id: GRPO must see that tweet once.
+ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet number {i} about topic {i * 7}", "reply": "r"} for i in range(6)]
+ROWS.append({"tweet_id": "t0", "tweet": ROWS[0]["tweet"], "reply": "another reply"})
+TWEET_OF = {row["tweet_id"]: row["tweet"] for row in ROWS}
+PROMPT = PromptConfig()
+
+
+def tiny_config(**overrides) -> GRPOStageConfig:
+    settings = dict(
+        num_generations=3, prompts_per_step=2, max_completion_length=6, max_steps=2, save_steps=1,
+        learning_rate=1e-2,  # large, so a two-step run visibly moves the adapter
+        bf16="false", sample_every=1, sample_prompts=2, lora=GRPOLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    return GRPOStageConfig(**{**settings, **overrides})
+
+
+class LengthReward:
+    """Stands in for our rewards: scores reply length, records every (tweet, reply) pair it sees."""
+
+    name = "length"
+
+    def __init__(self, nan_on_training_call: int | None = None, batch: int = 6) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self.training_calls = 0
+        self.nan_on_training_call, self.batch = nan_on_training_call, batch
+
+    def __call__(self, tweets, replies) -> np.ndarray:
+        self.pairs += zip(tweets, replies)
+        scores = np.array([len(r) for r in replies], dtype=float)
+        if len(replies) == self.batch:  # sample-writer calls have a different size
+            self.training_calls += 1
+            if self.training_calls == self.nan_on_training_call:
+                scores[0] = math.nan
+        return scores
+
+
+def alignment_check(seen: list):
+    """A TRL reward that records what TRL passes, to check each completion comes with its own tweet."""
+
+    def alignment(prompts, completions, tweet, group_id, **kwargs):
+        seen.extend(zip(prompts, tweet, group_id))
+        return [0.0] * len(completions)
+
+    return alignment
+
+
+@pytest.fixture(scope="module")
+def warm_start(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fake SFT output: a LoRA adapter with random non-zero B, so skipping the merge changes the outputs."""
+    model, tokenizer = load_base(tiny_base_dir)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0.0, 0.5)
+    out = tmp_path_factory.mktemp("sft_warm_start")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_lineage(out, tiny_base_dir, [])
+    return out
+
+
+def logits(model: torch.nn.Module, tokenizer, text: str = "a tweet and its reply") -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(**tokenizer(text, return_tensors="pt")).logits
+
+
+def lora_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+# ---- reward plumbing (no model)
+
+
+def test_reward_adapter_scores_each_completion_against_its_own_tweet():
+    reward = LengthReward()
+    func = as_reward_func(reward)
+    assert func.__name__ == "length"
+    tweets, replies = ["t1", "t2", "t1"], ["a", "bbb", "cc"]
+    assert func(prompts=["p1", "p2", "p1"], completions=replies, tweet=tweets, group_id=[1, 2, 1]) == [1.0, 3.0, 2.0]
+    assert reward.pairs == list(zip(tweets, replies))
+
+
+def test_reward_adapter_stops_on_non_finite_scores():
+    func = as_reward_func(LengthReward(nan_on_training_call=1, batch=2))
+    with pytest.raises(FloatingPointError, match=r"reward 'length' returned nan .* tweet='t1' reply='a'"):
+        func(completions=["a", "b"], tweet=["t1", "t2"], group_id=[1, 2])
+
+
+def test_group_distance_uses_group_ids_not_positions():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(6, 5))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ids = ["b", "a", "b", "a", "c", "b"]  # interleaved, as after any reordering; "c" is alone
+    got = group_distance_to_others(emb, ids)
+    for gid in set(ids):
+        idx = [i for i, g in enumerate(ids) if g == gid]
+        np.testing.assert_allclose(got[idx], distance_to_others(emb[idx]))
+    assert got[4] == 0.0
+
+
+class StubEncoder:
+    """Embeds a text as a one-hot of its first letter (enough to tell equal replies from different ones)."""
+
+    def encode(self, texts, **kwargs) -> np.ndarray:
+        return np.stack([np.eye(26, dtype=np.float32)[ord(t[0]) - ord("a")] for t in texts])
+
+
+def test_diversity_bonus_is_computed_within_each_group():
+    func = diversity_reward_func(StubEncoder())
+    assert func.__name__ == "diversity"
+    # Group 1 repeats one reply (no bonus); group 2's replies all differ (orthogonal: distance 1).
+    scores = func(completions=["apple", "bear", "avocado", "cat"], group_id=[1, 2, 1, 2])
+    assert scores == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_phase2_dataset_keeps_each_tweet_once(tiny_base_dir: Path):
+    _, tokenizer = load_base(tiny_base_dir)
+    dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
+    assert dataset["group_id"] == [f"t{i}" for i in range(6)]
+    assert dataset["prompt"][1] == build_prompt(tokenizer, ROWS[1]["tweet"], PROMPT)
+    with pytest.raises(ValueError, match="row 2: field 'tweet'"):
+        phase2_dataset([ROWS[0], {"tweet_id": "x"}], tokenizer, PROMPT)
+
+
+# ---- hand-off and training
+
+
+def test_step0_policy_is_the_warm_start(warm_start: Path):
+    merged, tokenizer = load_policy(warm_start, merge=True)
+    reference, _ = load_policy(warm_start, merge=False)  # the SFT adapter unmerged: what SFT trained
+    dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
+    trainer = build_trainer(tiny_config(), merged, tokenizer, dataset, [as_reward_func(LengthReward())], [1.0],
+                            output_dir=Path(warm_start).parent / "unused", seed=0)
+    expected = logits(reference, tokenizer)
+    torch.testing.assert_close(logits(trainer.model, tokenizer), expected)
+    with trainer.model.disable_adapter():  # TRL's reference policy
+        torch.testing.assert_close(logits(trainer.model, tokenizer), expected)
+    base, _ = load_base(read_json(Path(warm_start, "lineage.json"))["base"])
+    assert not torch.allclose(logits(base, tokenizer), expected, atol=1e-3), "fake warm-start must differ from the base"
+
+
+def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start: Path, tmp_path: Path):
+    reward, seen = LengthReward(), []
+    out, live = tmp_path / "out", tmp_path / "live"
+    metrics = train_grpo(
+        tiny_config(), warm_start=warm_start, rows=ROWS, prompt_config=PROMPT,
+        reward_funcs=[as_reward_func(reward), alignment_check(seen)], reward_weights=[1.0, 0.0], seed=0,
+        checkpoint_dir=tmp_path / "ckpt", out_dir=out, live_dir=live, fingerprint=run_fingerprint({"t": 1}, []),
+    )
+    assert metrics["steps"] == 2 and metrics["kl/alarm_steps"] == 0
+    # KL is measured before the first update, when policy and reference are the same model.
+    kl_rows = (live / "plots/metrics/kl.tsv").read_text().splitlines()  # header, then step 1
+    assert float(kl_rows[1].split("\t")[-1]) == pytest.approx(0.0, abs=1e-6)
+    for name in ("train/policy_loss", "train/avg_reward", "train/reward_std", "train/kl_penalty", "frac_reward_zero_std"):
+        assert (live / f"plots/metrics/{name}.tsv").exists(), name
+
+    # Every completion came with the tweet and group id of the prompt it was sampled from: those of
+    # the 2 training steps (2 prompts x 3) and of the 3 sample points (2 tweets x 2 samples).
+    assert len(seen) == 2 * 2 * 3 + 3 * 2 * 2
+    for prompt, tweet, group_id in seen:
+        assert TWEET_OF[group_id] == tweet and tweet in prompt
+    assert {t for t, _ in reward.pairs} <= set(TWEET_OF.values())
+
+    # The saved folder rebuilds base + warm-start + GRPO adapter; the GRPO adapter moved, the reference did not.
+    policy, tokenizer = load_policy(out, merge=False)
+    warm, _ = load_policy(warm_start, merge=True)
+    assert any(p.abs().sum() > 0 for n, p in lora_weights(policy).items() if "lora_B" in n)
+    with policy.disable_adapter():
+        torch.testing.assert_close(logits(policy, tokenizer), logits(warm, tokenizer))
+    assert not torch.allclose(logits(policy, tokenizer), logits(warm, tokenizer))
+    assert read_json(out / "lineage.json")["merged"] == [str(warm_start)]
+
+    samples = read_jsonl(out / SAMPLES_FILE)
+    assert sorted({row["step"] for row in samples}) == [0, 1, 2]
+    assert all(row["tweet"] == TWEET_OF[row["tweet_id"]] and "length" in row["rewards"] for row in samples)
+
+
+def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, tmp_path: Path):
+    config = tiny_config(max_steps=3, sample_every=100, sample_prompts=1)
+    run = dict(warm_start=warm_start, rows=ROWS, prompt_config=PROMPT, reward_weights=[1.0], seed=0,
+               checkpoint_dir=tmp_path / "ckpt", out_dir=tmp_path / "out", live_dir=None,
+               fingerprint=run_fingerprint({"t": 2}, []))
+    with pytest.raises(FloatingPointError, match="reward 'length' returned nan"):
+        train_grpo(config, reward_funcs=[as_reward_func(LengthReward(nan_on_training_call=2))], **run)
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")) == ["checkpoint-1"]
+    assert not (tmp_path / "out").exists()
+
+    reward = LengthReward()
+    metrics = train_grpo(config, reward_funcs=[as_reward_func(reward)], **run)
+    assert metrics["resumed_from_step"] == 1 and metrics["steps"] == 3
+    assert reward.training_calls == 2  # only steps 2 and 3 were run again
+    assert (tmp_path / "out" / "adapter_model.safetensors").exists()
