@@ -171,6 +171,10 @@ class EncoderConfig:
 # reward: the original recipe's heuristic, and a learned engagement model on frozen embeddings
 
 
+# The additive components of the heuristic; the generic multiplier scales their weighted sum.
+HEURISTIC_WEIGHTS = ("relevance_weight", "length_weight", "sentiment_weight", "unique_words_weight", "punctuation_weight")
+
+
 @dataclass
 class HeuristicRewardConfig:
     # Weights of the additive components; they sum to 0.8 in the original recipe, whose remaining
@@ -181,8 +185,8 @@ class HeuristicRewardConfig:
     unique_words_weight: float = field(default=0.10, metadata={"help": "Weight of the unique-word ratio."})
     punctuation_weight: float = field(default=0.10, metadata={"help": "Weight of the punctuation-density score."})
     # length
-    length_min_chars: int = field(default=50, metadata={"help": "Shortest reply (characters) with a full length score."})
-    length_max_chars: int = field(default=150, metadata={"help": "Longest reply (characters) with a full length score."})
+    length_min_chars: int = field(default=50, metadata={"help": "Shortest reply (chars) with a full length score."})
+    length_max_chars: int = field(default=150, metadata={"help": "Longest reply (chars) with a full length score."})
     length_outside_score: float = field(default=0.6, metadata={"help": "Length score outside that range."})
     # punctuation
     punctuation_chars: str = field(default="!?.", metadata={"help": "Characters counted as punctuation."})
@@ -193,15 +197,17 @@ class HeuristicRewardConfig:
     # generic replies
     generic_phrases: list[str] = field(
         default_factory=lambda: ["thanks", "agree", "this", "nice", "great"],
-        metadata={"help": "Phrases (matched as whole words, case-insensitive) that mark a short reply as generic."},
+        metadata={"help": "Phrases (whole words, case-insensitive) that mark a short reply as generic."},
     )
     generic_max_chars: int = field(
         default=30, metadata={"help": "Only replies shorter than this (characters) can be generic."}
     )
-    generic_multiplier: float = field(default=0.5, metadata={"help": "The whole score is multiplied by this if generic."})
+    generic_multiplier: float = field(
+        default=0.5, metadata={"help": "The whole score is multiplied by this for a generic reply."}
+    )
 
     def __post_init__(self) -> None:
-        for name in ("relevance_weight", "length_weight", "sentiment_weight", "unique_words_weight", "punctuation_weight"):
+        for name in HEURISTIC_WEIGHTS:
             if getattr(self, name) < 0:
                 raise ValueError(f"reward.heuristic.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.length_min_chars <= self.length_max_chars:
@@ -213,19 +219,18 @@ class HeuristicRewardConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"reward.heuristic.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.punctuation_max_ratio <= 1.0:
-            raise ValueError(f"reward.heuristic.punctuation_max_ratio must be in (0, 1], got {self.punctuation_max_ratio}")
+            raise ValueError(
+                f"reward.heuristic.punctuation_max_ratio must be in (0, 1], got {self.punctuation_max_ratio}"
+            )
         if not self.punctuation_chars:
             raise ValueError("reward.heuristic.punctuation_chars must not be empty")
         if any(not p.strip() for p in self.generic_phrases):
-            raise ValueError(f"reward.heuristic.generic_phrases must not contain blank phrases, got {self.generic_phrases}")
+            raise ValueError(f"reward.heuristic.generic_phrases must not contain blanks, got {self.generic_phrases}")
 
     @property
     def max_score(self) -> float:
         """Best possible total: every component at 1.0 and no generic penalty (0.8 by default)."""
-        return (
-            self.relevance_weight + self.length_weight + self.sentiment_weight
-            + self.unique_words_weight + self.punctuation_weight
-        )
+        return sum(getattr(self, name) for name in HEURISTIC_WEIGHTS)
 
 
 @dataclass
@@ -237,8 +242,8 @@ class LearnedRewardConfig:
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay."})
     batch_size: int = field(default=128, metadata={"help": "Pairs per optimisation step."})
-    max_epochs: int = field(default=200, metadata={"help": "Upper bound on epochs; early stopping usually ends sooner."})
-    patience: int = field(default=10, metadata={"help": "Stop after this many epochs without a better validation loss."})
+    max_epochs: int = field(default=200, metadata={"help": "Upper bound on epochs; early stopping ends sooner."})
+    patience: int = field(default=10, metadata={"help": "Stop after this many epochs without a lower validation MSE."})
     validation_fraction: float = field(
         default=0.1, metadata={"help": "Share of the training tweets (grouped by tweet) held out for early stopping."}
     )
@@ -246,7 +251,7 @@ class LearnedRewardConfig:
 
     def __post_init__(self) -> None:
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
-            raise ValueError(f"reward.learned.hidden_sizes must be a non-empty list of positive ints, got {self.hidden_sizes}")
+            raise ValueError(f"reward.learned.hidden_sizes must be non-empty, all > 0; got {self.hidden_sizes}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"reward.learned.dropout must be in [0, 1), got {self.dropout}")
         for name in ("learning_rate", "batch_size", "max_epochs", "patience"):
@@ -262,7 +267,7 @@ class RewardConfig:
     learned: LearnedRewardConfig = field(default_factory=LearnedRewardConfig)
     target_pearson: float = field(
         default=0.5,
-        metadata={"help": "Test-split Pearson correlation the learned reward should exceed (the original recipe's goal)."},
+        metadata={"help": "Test Pearson correlation the learned reward should exceed (the original recipe's goal)."},
     )
 
 

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EvaluateConfig, RewardConfig, load_params, load_section, to_dict
+from replyrl.config import EncoderConfig, EvaluateConfig, RewardConfig, load_params, load_section, to_dict
 from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
 from replyrl.io import atomic_path, write_json
@@ -35,7 +36,8 @@ def main() -> None:
     logger.info("seeds %s, config %s", seeds, to_dict(config))
 
     generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
-    scorers = load_scorers(args.encoder, args.reward_model, load_section(RewardConfig, "reward", args.params), config)
+    scorers = load_scorers(args.encoder, args.reward_model, load_section(RewardConfig, "reward", args.params), config,
+                           load_section(EncoderConfig, "encoder", args.params).batch_size)
     result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds))
 
     write_json(args.metrics, result.metrics)
@@ -46,7 +48,8 @@ def main() -> None:
     plot_passk(result.passk, f"{args.plots}/passk.png")
     plot_diversity_quality(result, f"{args.plots}/diversity_vs_quality.png")
     with atomic_path(args.report) as tmp:
-        tmp.write_text(render_report(result, generations, config) + "\n", encoding="utf-8")
+        plots_dir = os.path.relpath(args.plots, os.path.dirname(args.report) or ".")
+        tmp.write_text(render_report(result, generations, config, plots_dir) + "\n", encoding="utf-8")
     for model in result.models:
         logger.info("%s: %s", model, {k.split(".", 1)[1]: round(v, 4) for k, v in result.metrics.items()
                                       if k.startswith(f"{model}.") and not k.endswith("_std") and v is not None})

@@ -100,6 +100,9 @@ def load_generations(folder: str | Path, models: Sequence[str], seeds: Sequence[
                 missing = [f for f in GENERATION_FIELDS if f not in row]
                 if missing:
                     raise ValueError(f"{path}:{lineno}: missing field(s) {missing}")
+                if len(row["samples"]) != len(rows[0]["samples"]):
+                    raise ValueError(f"{path}:{lineno}: {len(row['samples'])} samples, but line 1 has "
+                                     f"{len(rows[0]['samples'])}; every tweet needs the same number")
                 if len(row["samples"]) < min_samples:
                     raise ValueError(f"{path}:{lineno}: {len(row['samples'])} samples, need >= {min_samples} "
                                      "(evaluate.n_samples must cover the largest k; rerun generate)")
@@ -166,9 +169,6 @@ def per_prompt_metrics(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig
 ) -> tuple[pd.DataFrame, float]:
     """One row per (model, seed, tweet) with every metric; and the resolved pass threshold."""
-    first = next(iter(generations.values()))
-    ref_tweets = [row["tweet"] for row in first for _ in row["references"]]
-    ref_replies = [ref for row in first for ref in row["references"]]
     engagement = {key: _score_samples(rows, scorers.engagement) for key, rows in generations.items()}
     heuristic = {key: _score_samples(rows, scorers.heuristic) for key, rows in generations.items()}
     llm_greedy, llm_samples = judge_scores(generations, config) if config.judge.enabled else ({}, {})
@@ -183,13 +183,7 @@ def per_prompt_metrics(
         pass_scores = llm_samples
     else:
         pass_scores = engagement if judge == "learned" else heuristic
-    if config.pass_at_k.threshold is not None:
-        threshold = config.pass_at_k.threshold
-    elif judge == "llm":
-        threshold = llm_judge.SCORES["tie"]  # at least as engaging as the human reply
-    else:
-        scorer = scorers.engagement if judge == "learned" else scorers.heuristic
-        threshold = float(np.median(scorer(ref_tweets, ref_replies)))
+    threshold = resolve_threshold(next(iter(generations.values())), scorers, config)
     logger.info("pass threshold %.4f (judge %s)", threshold, judge)
 
     frames = []
@@ -219,6 +213,20 @@ def per_prompt_metrics(
             frame["llm_win_rate"] = llm_greedy[key]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), threshold
+
+
+def resolve_threshold(rows: Sequence[dict], scorers: Scorers, config: EvaluateConfig) -> float:
+    """``evaluate.pass_at_k.threshold``, or by default the median judge score of the human replies to
+    the evaluated tweets ("at least as engaging as a typical human reply"; a tie for the LLM judge)."""
+    judge = config.pass_at_k.judge
+    if config.pass_at_k.threshold is not None:
+        return config.pass_at_k.threshold
+    if judge == "llm":
+        return llm_judge.SCORES["tie"]
+    scorer = scorers.engagement if judge == "learned" else scorers.heuristic
+    tweets = [row["tweet"] for row in rows for _ in row["references"]]
+    replies = [ref for row in rows for ref in row["references"]]
+    return float(np.median(scorer(tweets, replies)))
 
 
 def _score_samples(rows: Sequence[dict], scorer: TextScorer) -> np.ndarray:

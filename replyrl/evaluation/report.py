@@ -138,10 +138,24 @@ def examples(evaluation: Evaluation, generations: dict[tuple[str, int], list[dic
     return "\n".join(parts)
 
 
-def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig) -> str:
-    """The whole of `reports/evaluation.md`."""
+def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig,
+                  plots_dir: str = "../plots") -> str:
+    """The whole of `reports/evaluation.md`; ``plots_dir`` is the plots folder relative to the report."""
     sig = config.significance
     criteria = check_criteria(evaluation, sig.baseline, sig.alpha)
+    table = evaluation.significance
+    if len(table):
+        significance = (
+            f"Per-tweet values averaged over seeds, paired by tweet. {table.groupby('metric').size().max()} "
+            f"comparisons per metric: the p-values in brackets are {sig.correction}-adjusted within each metric and "
+            f"test, and those are the ones to hold against alpha = {sig.alpha}.\n\n" + significance_table(table)
+        )
+    else:
+        significance = "No comparisons: fewer than two of the configured models were evaluated."
+    judge_note = (
+        " `llm_win_rate`: how often the LLM judge prefers the greedy reply to the first human reply (tie = 0.5)."
+        if any(k.endswith(".llm_win_rate") for k in evaluation.metrics) else ""
+    )
     return "\n\n".join([
         "# Evaluation",
         f"{evaluation.metrics['n_prompts']:.0f} test tweets, seeds {evaluation.seeds}; values are mean ± std over "
@@ -149,13 +163,11 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
         f"{evaluation.threshold:.4f}. Diversity is measured within each tweet's samples (Self-BLEU as a 0-1 "
         f"fraction); ROUGE-L (stemmed) and BERTScore F1 compare the greedy reply with the human replies "
         f"(BERTScore model `{evaluation.bertscore_model}`, layer {evaluation.metrics['bertscore_layer']:.0f}, "
-        "no baseline rescaling).",
+        f"no baseline rescaling).{judge_note}",
         "## Models\n\n" + metric_table(evaluation),
         f"## Success criteria (original recipe, measured on {PROPOSED})\n\n" + criteria_table(criteria),
-        f"## Significance\n\nPer-tweet values averaged over seeds, paired by tweet. "
-        f"{evaluation.significance.groupby('metric').size().max()} comparisons per metric: p-values in brackets are {sig.correction}-adjusted within each metric, and those are "
-        f"the ones to compare with alpha = {sig.alpha}.\n\n" + significance_table(evaluation.significance),
-        "## Plots\n\n![Pass@k](../plots/passk.png)\n\n![Diversity vs quality](../plots/diversity_vs_quality.png)",
+        "## Significance\n\n" + significance,
+        f"## Plots\n\n![Pass@k]({plots_dir}/passk.png)\n\n![Diversity vs quality]({plots_dir}/diversity_vs_quality.png)",
         "## Examples\n\n" + examples(evaluation, generations, config.report_examples, config.report_seed),
     ])
 
@@ -166,7 +178,7 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
     for model, group in passk.groupby("model", sort=False):
         ax.plot(group["k"], group["pass@k"], marker="o", label=model)
         ax.fill_between(group["k"], group["ci_low"], group["ci_high"], alpha=0.15)
-    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (95% bootstrap CI over tweets)", ylim=(0, 1.02))
+    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over tweets)", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     _save(fig, path)
 

@@ -31,12 +31,16 @@ class Reward(Protocol):
 RewardFactory = Callable[[RewardConfig, SentenceTransformer, Path, int], Reward]
 
 
-def make_heuristic(config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int) -> Reward:
+def make_heuristic(
+    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int
+) -> Reward:
     """The original recipe's heuristic (`reward.heuristic` params); ``reward_model_dir`` is unused."""
     return HeuristicReward(config.heuristic, encoder, batch_size)
 
 
-def make_learned(config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int) -> Reward:
+def make_learned(
+    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int
+) -> Reward:
     """The engagement model trained by the `reward` stage, read from ``reward_model_dir``."""
     return LearnedReward.load(reward_model_dir, encoder, batch_size)
 

@@ -70,7 +70,9 @@ def punctuation_scores(replies: Sequence[str], chars: str, max_ratio: float, ove
     return np.where(ratios < max_ratio, 1.0, over_score)
 
 
-def generic_multipliers(replies: Sequence[str], phrases: Sequence[str], max_chars: int, multiplier: float) -> np.ndarray:
+def generic_multipliers(
+    replies: Sequence[str], phrases: Sequence[str], max_chars: int, multiplier: float
+) -> np.ndarray:
     """``multiplier`` for a reply shorter than ``max_chars`` containing a generic phrase, else 1.0.
 
     Phrases match as whole words, so "this" flags "Love this!" but not "thistle".
@@ -105,7 +107,9 @@ class HeuristicReward:
             "length": length_scores(replies, c.length_min_chars, c.length_max_chars, c.length_outside_score),
             "sentiment": sentiment_alignment(tweets, replies),
             "unique_words": unique_word_ratio(replies),
-            "punctuation": punctuation_scores(replies, c.punctuation_chars, c.punctuation_max_ratio, c.punctuation_over_score),
+            "punctuation": punctuation_scores(
+                replies, c.punctuation_chars, c.punctuation_max_ratio, c.punctuation_over_score
+            ),
         }
         weighted = sum(getattr(c, f"{name}_weight") * score for name, score in parts.items())
         multiplier = generic_multipliers(replies, c.generic_phrases, c.generic_max_chars, c.generic_multiplier)

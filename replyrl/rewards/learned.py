@@ -171,7 +171,7 @@ def train_reward_model(
             optimizer.step()
             losses.append(loss.item())
         val = _evaluate(head, val_x, val_y)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"val_{k}": v for k, v in val.items()}})
+        history.append({"epoch": epoch, "train_loss": float(np.mean(losses))} | {f"val_{k}": v for k, v in val.items()})
         epochs.set_postfix(val_mse=f"{val['mse']:.4f}", val_pearson=f"{val['pearson']:.3f}", refresh=False)
         if best is None or val["mse"] < best["val_mse"]:
             best, best_state = history[-1], copy.deepcopy(head.state_dict())
@@ -193,5 +193,8 @@ def train_reward_model(
         "val_pearson": best["val_pearson"],
         "history": history,
     }
-    logger.info("best epoch %d of %d: val mse %.4f, pearson %.3f", best["epoch"], len(history), best["val_mse"], best["val_pearson"])
+    logger.info(
+        "best epoch %d of %d: val mse %.4f, pearson %.3f",
+        best["epoch"], len(history), best["val_mse"], best["val_pearson"],
+    )
     return LearnedReward(head, architecture, encoder, batch_size), report

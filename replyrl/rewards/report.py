@@ -83,7 +83,8 @@ def plot_rewards(scores: Mapping[str, np.ndarray], engagement: np.ndarray, path:
         mean_eng = [engagement[which == b].mean() for b in np.unique(which)]
         calib.plot(mean_score, mean_eng, "o-", label="mean per score decile")
         calib.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
-        calib.set(xlabel=f"{name} reward", ylabel="mean engagement", title=f"{name}: calibration", xlim=(0, 1), ylim=(0, 1))
+        calib.set(xlabel=f"{name} reward", ylabel="mean engagement", title=f"{name}: calibration")
+        calib.set(xlim=(0, 1), ylim=(0, 1))
         calib.legend(loc="upper left")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from trl import GRPOConfig, GRPOTrainer
 
 from replyrl.config import GRPOStageConfig, PromptConfig, RewardConfig, to_dict
+from replyrl.data.schema import group_key
 from replyrl.generation import SamplingConfig, generate_replies
 from replyrl.io import atomic_path, read_jsonl, write_jsonl
 from replyrl.models.encoder import load_encoder
@@ -56,23 +57,20 @@ def phase2_dataset(
     """One row per distinct tweet: ``prompt`` (the exact text the policy sees), ``tweet`` and ``group_id``.
 
     Phase-2 files hold several replies per tweet; GRPO needs each tweet once. ``group_id`` (the
-    tweet id) is what the diversity bonus groups completions by.
+    tweet's `group_key`) is what the diversity bonus groups completions by.
     """
     seen: set[str] = set()
     prompts, tweets, ids = [], [], []
     for i, row in enumerate(rows, 1):
-        for key in ("tweet", "tweet_id"):
-            if key not in row or row[key] in (None, ""):
-                raise ValueError(f"{source}: row {i}: field {key!r} is missing or empty")
-        if not isinstance(row["tweet"], str):
-            raise ValueError(f"{source}: row {i}: field 'tweet' must be a string, got {row['tweet']!r}")
-        tweet_id = str(row["tweet_id"])
-        if tweet_id in seen:
+        if not isinstance(row.get("tweet"), str) or not row["tweet"].strip():
+            raise ValueError(f"{source}: row {i}: field 'tweet' must be a non-empty string, got {row.get('tweet')!r}")
+        key = group_key(row)
+        if key in seen:
             continue
-        seen.add(tweet_id)
+        seen.add(key)
         prompts.append(build_prompt(tokenizer, row["tweet"], prompt_config))
         tweets.append(row["tweet"])
-        ids.append(tweet_id)
+        ids.append(key)
     if not prompts:
         raise ValueError(f"{source}: no rows")
     return Dataset.from_dict({"prompt": prompts, "tweet": tweets, "group_id": ids})
@@ -260,7 +258,7 @@ class SampleWriter(TrainerCallback):
         scores = {f.__name__: f(**columns) for f in self.reward_funcs}
         for i, reply in enumerate(columns["completions"]):
             self.rows.append({
-                "step": step, "tweet_id": columns["group_id"][i], "tweet": columns["tweet"][i], "reply": reply,
+                "step": step, "group_id": columns["group_id"][i], "tweet": columns["tweet"][i], "reply": reply,
                 "rewards": {name: float(values[i]) for name, values in scores.items()},
             })
         write_jsonl(self.path, self.rows)

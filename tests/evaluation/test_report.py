@@ -49,7 +49,7 @@ def test_report_has_table_criteria_and_examples(setup, tmp_path) -> None:
     assert "| metric | baseline_full | grpo_from_polychromic | winner |" in text
     assert "| self_bleu |" in text and text.count("**not met**") == 4  # Self-BLEU, ROUGE-L, p-value, KL
     assert "### Tweet 2" in text and "### Tweet 3" not in text  # report_examples = 2
-    assert "holm-adjusted" in text
+    assert "holm-adjusted" in text and "](../plots/passk.png)" in text
     plot_passk(result.passk, tmp_path / "passk.png")
     plot_diversity_quality(result, tmp_path / "dq.png")
     for name in ("passk.png", "dq.png"):

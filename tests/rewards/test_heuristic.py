@@ -66,7 +66,8 @@ def test_unique_words_are_case_insensitive_and_keep_contractions():
 
 def test_punctuation_threshold_is_strict():
     # "Hello you." has 1 of 10 chars = 0.1, not below 0.1 -> 0.5; "Hello, you." 1/11 -> 1.0 (commas don't count).
-    np.testing.assert_array_equal(punctuation_scores(["Hello you.", "Hello, you.", ""], "!?.", 0.1, 0.5), [0.5, 1.0, 1.0])
+    scores = punctuation_scores(["Hello you.", "Hello, you.", ""], "!?.", 0.1, 0.5)
+    np.testing.assert_array_equal(scores, [0.5, 1.0, 1.0])
 
 
 def test_generic_phrases_match_whole_words_in_short_replies_only():

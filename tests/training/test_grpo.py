@@ -23,7 +23,7 @@ from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func,
 # Two rows share a tweet id: GRPO must see that tweet once.
 ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet number {i} about topic {i * 7}", "reply": "r"} for i in range(6)]
 ROWS.append({"tweet_id": "t0", "tweet": ROWS[0]["tweet"], "reply": "another reply"})
-TWEET_OF = {row["tweet_id"]: row["tweet"] for row in ROWS}
+TWEET_OF = {f"id:{row['tweet_id']}": row["tweet"] for row in ROWS}  # keyed like replyrl.data.schema.group_key
 PROMPT = PromptConfig()
 
 
@@ -140,10 +140,10 @@ def test_diversity_bonus_is_computed_within_each_group():
 def test_phase2_dataset_keeps_each_tweet_once(tiny_base_dir: Path):
     _, tokenizer = load_base(tiny_base_dir)
     dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
-    assert dataset["group_id"] == [f"t{i}" for i in range(6)]
+    assert dataset["group_id"] == [f"id:t{i}" for i in range(6)]
     assert dataset["prompt"][1] == build_prompt(tokenizer, ROWS[1]["tweet"], PROMPT)
-    with pytest.raises(ValueError, match="row 2: field 'tweet'"):
-        phase2_dataset([ROWS[0], {"tweet_id": "x"}], tokenizer, PROMPT)
+    with pytest.raises(ValueError, match="row 2: field 'tweet' must be a non-empty string"):
+        phase2_dataset([ROWS[0], {"tweet_id": "x", "tweet": ""}], tokenizer, PROMPT)
 
 
 # ---- hand-off and training
@@ -196,7 +196,7 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
 
     samples = read_jsonl(out / SAMPLES_FILE)
     assert sorted({row["step"] for row in samples}) == [0, 1, 2]
-    assert all(row["tweet"] == TWEET_OF[row["tweet_id"]] and "length" in row["rewards"] for row in samples)
+    assert all(row["tweet"] == TWEET_OF[row["group_id"]] and "length" in row["rewards"] for row in samples)
 
 
 def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, tmp_path: Path):
