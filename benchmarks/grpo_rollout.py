@@ -140,8 +140,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="Prompts per rollout batch.")
     parser.add_argument("--steps", type=int, default=3, help="GRPO steps timed for the split (0 = skip).")
     parser.add_argument("--repeats", type=int, default=2, help="Timed repeats of each rollout variant.")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice). On a CPU shared "
+                        "with other jobs, 1 avoids OpenMP oversubscription, which can slow generation 5x.")
     args = parser.parse_args()
     setup_logging()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = load_section(GRPOStageConfig, "grpo", args.params)
     rows = read_jsonl(args.data) if Path(args.data).exists() else [

@@ -512,7 +512,7 @@ class EvaluateConfig:
     n_samples: int = field(default=10, metadata={"help": "Sampled replies per tweet (>= the largest k of Pass@k)."})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
-    max_new_tokens: int = field(default=40, metadata={"help": "Longest reply, in tokens."})
+    max_new_tokens: int = field(default=32, metadata={"help": "Longest reply, in tokens."})
     batch_size: int = field(default=8, metadata={"help": "Tweets per `generate` call (each yields n_samples sequences)."})
     # metrics (the `evaluate` stage only)
     pass_at_k: PassAtKConfig = field(default_factory=PassAtKConfig)

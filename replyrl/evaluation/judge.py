@@ -115,8 +115,8 @@ def judge(comparisons: Sequence[Comparison], config: JudgeConfig) -> list[float 
     first = {k: i for i, k in reversed(list(enumerate(keys)))}  # one call per distinct comparison
     todo = sorted(i for k, i in first.items() if k not in cache)
     if todo and not os.environ.get(API_KEY_ENV):
-        logger.warning("%s is not set: skipping the LLM judge (%d of %d comparisons cached)",
-                       API_KEY_ENV, len(comparisons) - len(todo), len(comparisons))
+        logger.warning("%s is not set: skipping the LLM judge (%d of %d distinct comparisons cached)",
+                       API_KEY_ENV, len(first) - len(todo), len(first))
     elif todo:
         if len(todo) > config.max_calls:
             logger.warning("LLM judge: %d comparisons not cached, judging only the first %d (evaluate.judge.max_calls)",
@@ -131,7 +131,8 @@ def judge(comparisons: Sequence[Comparison], config: JudgeConfig) -> list[float 
                 cache.add(_judge_one(client, comparisons[i], keys[i], config))
             except anthropic.APIError as e:
                 # Out of credit, rate-limited past retries, server down: keep what is paid for, stop.
-                logger.error("LLM judge stopped after an API error (%s); judged so far are cached", type(e).__name__)
+                logger.error("LLM judge stopped after an API error (%s: %s); the judgments so far are cached",
+                             type(e).__name__, e)
                 break
     records = [cache.get(k) for k in keys]
     return [None if r is None or r["winner"] is None else SCORES[r["winner"]] for r in records]

@@ -1,0 +1,49 @@
+"""The evaluate stage script end to end: real MiniLM encoder, an untrained tiny reward head, synthetic generations."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pandas as pd
+import torch
+import yaml
+
+from replyrl.io import read_json, write_json, write_jsonl
+from replyrl.models.encoder import load_encoder
+from replyrl.rewards.learned import FEATURES, EngagementHead, LearnedReward
+from tests.conftest import REPO_ROOT
+from tests.evaluation.conftest import make_rows
+
+
+def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatch) -> None:
+    encoder = load_encoder(encoder_dir, device="cpu")
+    torch.manual_seed(0)
+    dim = encoder.get_embedding_dimension()
+    architecture = {"embedding_dim": dim, "features": FEATURES, "hidden_sizes": [4], "dropout": 0.0}
+    LearnedReward(EngagementHead(dim * len(FEATURES), [4], 0.0), architecture, encoder).save(tmp_path / "reward")
+    for model in ("baseline_full", "grpo_from_polychromic"):
+        write_jsonl(tmp_path / "gen" / model / "seed_3.jsonl", make_rows(lambda i, j: f"{model} says {i} {j % 3}", n=3))
+    write_json(tmp_path / "grpo" / "from_polychromic_seed_3.json", {"kl/final": 0.5})
+    params = {"seeds": [3], "evaluate": {"sft_models": ["baseline_full"], "grpo_inits": ["polychromic"],
+                                         "n_samples": 3, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
+                                         "report_examples": 1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setattr(sys, "argv", [
+        "evaluate.py", "--params", str(tmp_path / "params.yaml"), "--generations", str(tmp_path / "gen"),
+        "--encoder", str(encoder_dir), "--reward-model", str(tmp_path / "reward"), "--grpo-metrics", str(tmp_path / "grpo"),
+        "--metrics", str(tmp_path / "metrics.json"), "--plots", str(tmp_path / "plots"),
+        "--report", str(tmp_path / "reports" / "evaluation.md"), "--per-prompt", str(tmp_path / "reports" / "pp.csv"),
+    ])
+    runpy.run_path(str(REPO_ROOT / "stages" / "evaluate.py"), run_name="__main__")
+
+    metrics = read_json(tmp_path / "metrics.json")
+    assert 0.0 <= metrics["grpo_from_polychromic.pass@3"] <= 1.0 and metrics["grpo_from_polychromic.final_kl"] == 0.5
+    assert metrics["bertscore_layer"] == 6 and 0.0 < metrics["pass_threshold"] < 1.0
+    passk = pd.read_csv(tmp_path / "plots" / "passk.csv")
+    assert list(passk.columns) == ["model", "k", "pass@k", "ci_low", "ci_high"] and len(passk) == 4
+    assert len(pd.read_csv(tmp_path / "reports" / "pp.csv")) == 16  # 2 models x 8 tweets
+    for png in ("passk.png", "diversity_vs_quality.png"):
+        assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    report = (tmp_path / "reports" / "evaluation.md").read_text()
+    assert "## Success criteria" in report and "](../plots/passk.png)" in report
