@@ -514,6 +514,9 @@ class EvaluateConfig:
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
     max_new_tokens: int = field(default=32, metadata={"help": "Longest reply, in tokens."})
     batch_size: int = field(default=8, metadata={"help": "Tweets per `generate` call (each yields n_samples sequences)."})
+    bf16: str = field(
+        default="auto", metadata={"help": "Generate with bf16 weights: `auto` (where the hardware runs bf16 natively), `true`, `false`."}
+    )
     # metrics (the `evaluate` stage only)
     pass_at_k: PassAtKConfig = field(default_factory=PassAtKConfig)
     bertscore_layer: int | None = field(
@@ -542,6 +545,8 @@ class EvaluateConfig:
         for name in ("max_new_tokens", "batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"evaluate.{name} must be > 0, got {getattr(self, name)}")
+        if self.bf16 not in ("auto", "true", "false"):
+            raise ValueError(f"evaluate.bf16 must be auto, true or false, got {self.bf16!r}")
 
     @property
     def models(self) -> list[str]:

@@ -42,7 +42,7 @@ def main() -> None:
 
     write_json(args.metrics, result.metrics)
     with atomic_path(f"{args.plots}/passk.csv") as tmp:
-        result.passk.to_csv(tmp, index=False)
+        result.passk.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(args.per_prompt) as tmp:
         result.per_prompt.to_csv(tmp, index=False)
     plot_passk(result.passk, f"{args.plots}/passk.png")

@@ -11,9 +11,8 @@ import time
 
 from replyrl.cli import setup_logging, stage_parser
 from replyrl.config import EvaluateConfig, PromptConfig, load_section, to_dict
-from replyrl.evaluation.generate import generate_for_model, select_test_tweets
+from replyrl.evaluation.generate import generate_for_model, load_for_generation, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
-from replyrl.models.policy import load_policy
 
 logger = logging.getLogger("generate")
 
@@ -32,7 +31,7 @@ def main() -> None:
     logger.info("model %s from %s, seed %d, config %s", args.name, args.model_dir, args.seed, to_dict(config))
 
     tweets = select_test_tweets(read_jsonl(args.test), config.max_prompts, config.prompt_seed)
-    model, tokenizer = load_policy(args.model_dir)
+    model, tokenizer = load_for_generation(args.model_dir, config.bf16)
     start = time.perf_counter()
     rows = generate_for_model(model, tokenizer, tweets, prompt_config, config, args.seed)
     logger.info("%d tweets x (%d samples + greedy) in %.0f s", len(rows), config.n_samples, time.perf_counter() - start)

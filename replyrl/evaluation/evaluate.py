@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,8 @@ from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
 from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
 from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, compare
+from replyrl.models.encoder import encode, load_encoder
+from replyrl.rewards import load_reward
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +63,13 @@ class Evaluation:
     models: list[str]
     seeds: list[int]
     threshold: float
-    grpo_kl: dict[str, float] = field(default_factory=dict)
-    bertscore_model: str = ""
+    grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_from_<init>/seed_<seed>
+    bertscore_model: str
 
 
 def load_scorers(encoder_dir: str | Path, reward_model_dir: str | Path, reward_config: RewardConfig,
                  config: EvaluateConfig, batch_size: int = 64) -> Scorers:
     """Build the scorers from the pipeline's folders (`models/encoder`, `models/reward_model`)."""
-    from replyrl.models.encoder import encode, load_encoder
-    from replyrl.rewards import load_reward
-
     encoder = load_encoder(encoder_dir, device="cpu")
     return Scorers(
         engagement=load_reward("learned", reward_config, encoder, reward_model_dir, batch_size),
@@ -80,7 +79,9 @@ def load_scorers(encoder_dir: str | Path, reward_model_dir: str | Path, reward_c
     )
 
 
-def load_generations(folder: str | Path, models: Sequence[str], seeds: Sequence[int], min_samples: int) -> dict[tuple[str, int], list[dict]]:
+def load_generations(
+    folder: str | Path, models: Sequence[str], seeds: Sequence[int], min_samples: int
+) -> dict[tuple[str, int], list[dict]]:
     """Read ``folder/<model>/seed_<seed>.jsonl`` for every model and seed, checking that they line up.
 
     All files must cover the same tweets in the same order (that is what pairs models by tweet) and
@@ -250,7 +251,8 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
             metrics[f"{model}.{column}"] = mean.at[model, column]
             metrics[f"{model}.{column}_std"] = std.at[model, column]
         if "llm_win_rate" in columns:
-            metrics[f"{model}.llm_judged"] = int(per_prompt.loc[per_prompt.model == model, "llm_win_rate"].notna().sum())
+            judged = per_prompt.loc[per_prompt.model == model, "llm_win_rate"].notna()
+            metrics[f"{model}.llm_judged"] = int(judged.sum())
 
     by_tweet = per_prompt.groupby(["model", "tweet_id"], sort=False)[columns].mean()
     passk_rows = []

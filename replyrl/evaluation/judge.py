@@ -97,7 +97,8 @@ def parse_verdict(text: str) -> str | None:
 def estimate_cost(comparisons: Sequence[Comparison], config: JudgeConfig) -> tuple[int, float]:
     """Rough upper bound of (input tokens, US dollars) for judging ``comparisons`` (~4 characters a token)."""
     input_tokens = sum(len(PROMPT.format(tweet=c.tweet, a=c.candidate, b=c.reference)) // 4 + 10 for c in comparisons)
-    usd = (input_tokens * config.input_usd_per_mtok + len(comparisons) * config.max_tokens * config.output_usd_per_mtok) / 1e6
+    output_tokens = len(comparisons) * config.max_tokens
+    usd = (input_tokens * config.input_usd_per_mtok + output_tokens * config.output_usd_per_mtok) / 1e6
     return input_tokens, usd
 
 
@@ -140,7 +141,9 @@ def judge(comparisons: Sequence[Comparison], config: JudgeConfig) -> list[float 
 
 def _judge_one(client, comparison: Comparison, key: str, config: JudgeConfig) -> dict:
     candidate_first = random.Random(f"{config.seed}:{key}").random() < 0.5
-    a, b = (comparison.candidate, comparison.reference) if candidate_first else (comparison.reference, comparison.candidate)
+    a, b = comparison.candidate, comparison.reference
+    if not candidate_first:
+        a, b = b, a
     response = client.messages.create(
         model=config.model,
         max_tokens=config.max_tokens,

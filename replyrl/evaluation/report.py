@@ -117,7 +117,8 @@ def significance_table(table: pd.DataFrame) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.model} | {r.other} | {r.metric} | {r.mean_diff:+.3f} | {_fmt(r.cohens_d, 2)} | "
-                     f"{r.mannwhitney_p:.3g} ({r.mannwhitney_p_adj:.3g}) | {r.wilcoxon_p:.3g} ({r.wilcoxon_p_adj:.3g}) |")
+                     f"{r.mannwhitney_p:.3g} ({r.mannwhitney_p_adj:.3g}) | "
+                     f"{r.wilcoxon_p:.3g} ({r.wilcoxon_p_adj:.3g}) |")
     return "\n".join(lines)
 
 
@@ -167,7 +168,8 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
         "## Models\n\n" + metric_table(evaluation),
         f"## Success criteria (original recipe, measured on {PROPOSED})\n\n" + criteria_table(criteria),
         "## Significance\n\n" + significance,
-        f"## Plots\n\n![Pass@k]({plots_dir}/passk.png)\n\n![Diversity vs quality]({plots_dir}/diversity_vs_quality.png)",
+        f"## Plots\n\n![Pass@k]({plots_dir}/passk.png)\n\n"
+        f"![Diversity vs quality]({plots_dir}/diversity_vs_quality.png)",
         "## Examples\n\n" + examples(evaluation, generations, config.report_examples, config.report_seed),
     ])
 

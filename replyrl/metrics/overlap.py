@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from bert_score import BERTScorer
 from rouge_score import rouge_scorer
+from transformers import AutoConfig
 
 
 def rouge_l(replies: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
@@ -17,7 +19,8 @@ def rouge_l(replies: Sequence[str], references: Sequence[Sequence[str]]) -> np.n
     """
     _check_aligned(replies, references)
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return np.array([scorer.score_multi(list(refs), reply)["rougeL"].fmeasure for reply, refs in zip(replies, references)])
+    scores = [scorer.score_multi(list(refs), reply)["rougeL"].fmeasure for reply, refs in zip(replies, references)]
+    return np.array(scores)
 
 
 class BertScore:
@@ -28,14 +31,13 @@ class BertScore:
     """
 
     def __init__(self, model_dir: str | Path, layer: int | None = None, batch_size: int = 64) -> None:
-        from bert_score import BERTScorer
-        from transformers import AutoConfig
-
         config = AutoConfig.from_pretrained(model_dir)
         self.model_dir = str(model_dir)
         self.layer = layer if layer is not None else config.num_hidden_layers
         if not 0 < self.layer <= config.num_hidden_layers:
-            raise ValueError(f"BERTScore layer must be in 1..{config.num_hidden_layers} for {model_dir}, got {self.layer}")
+            raise ValueError(
+                f"BERTScore layer must be in 1..{config.num_hidden_layers} for {model_dir}, got {self.layer}"
+            )
         self._scorer = BERTScorer(model_type=self.model_dir, num_layers=self.layer, batch_size=batch_size, device="cpu")
         # bert-score truncates to the tokenizer's model_max_length; a folder without one reports a
         # huge sentinel, which would overflow the position embeddings.

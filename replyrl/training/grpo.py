@@ -182,6 +182,12 @@ def build_trainer(
 ) -> ReplyGRPOTrainer:
     """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top."""
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
+    args = grpo_args(config, output_dir, seed, reward_weights)
+    if args.bf16:
+        # TRL generates outside the bf16 autocast, so only bf16 weights put the rollouts (most of a
+        # step) on the hardware's bf16 units. Policy and reference share these weights, so the
+        # reference is the warm-start rounded to bf16; the new LoRA weights stay float32 (peft).
+        model = model.to(torch.bfloat16)
     lora = LoraConfig(
         r=config.lora.r,
         lora_alpha=config.lora.lora_alpha,
@@ -192,7 +198,7 @@ def build_trainer(
     return ReplyGRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
-        args=grpo_args(config, output_dir, seed, reward_weights),
+        args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora,

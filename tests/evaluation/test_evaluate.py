@@ -24,7 +24,7 @@ def generations(seeds=(1,)) -> dict:
     """baseline: 2 of 10 samples "good" on even tweets, none on odd; grpo: all good, always the same text."""
     out = {}
     for seed in seeds:
-        out["baseline_full", seed] = make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j} {seed}")
+        out["baseline_full", seed] = make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j}")
         out["grpo_from_polychromic", seed] = make_rows(lambda i, j: f"good good reply to {i}")
     return out
 
@@ -100,6 +100,7 @@ def test_load_generations_checks_files(tmp_path) -> None:
         load_generations(tmp_path, MODELS, [1], 10)
     with pytest.raises(ValueError, match=r"seed_1.jsonl:1: 10 samples, need >= 20"):
         load_generations(tmp_path, MODELS[:1], [1], 20)
-    write_jsonl(tmp_path / "grpo_from_polychromic" / "seed_1.jsonl", [{k: v for k, v in rows[0].items() if k != "greedy"}])
+    no_greedy = [{k: v for k, v in rows[0].items() if k != "greedy"}]
+    write_jsonl(tmp_path / "grpo_from_polychromic" / "seed_1.jsonl", no_greedy)
     with pytest.raises(ValueError, match=r"seed_1.jsonl:1: missing field\(s\) \['greedy'\]"):
         load_generations(tmp_path, MODELS[1:], [1], 10)

@@ -31,7 +31,8 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(sys, "argv", [
         "evaluate.py", "--params", str(tmp_path / "params.yaml"), "--generations", str(tmp_path / "gen"),
-        "--encoder", str(encoder_dir), "--reward-model", str(tmp_path / "reward"), "--grpo-metrics", str(tmp_path / "grpo"),
+        "--encoder", str(encoder_dir), "--reward-model", str(tmp_path / "reward"),
+        "--grpo-metrics", str(tmp_path / "grpo"),
         "--metrics", str(tmp_path / "metrics.json"), "--plots", str(tmp_path / "plots"),
         "--report", str(tmp_path / "reports" / "evaluation.md"), "--per-prompt", str(tmp_path / "reports" / "pp.csv"),
     ])

@@ -145,3 +145,11 @@ def test_llm_as_pass_judge_in_evaluate(server, tmp_path, monkeypatch, scorers) -
     assert m["baseline_full.llm_judged"] == 8
     # 8 tweets x (1 greedy + 2 samples), the greedy text repeats sample 0, so it is judged once
     assert len(server.requests) == 16
+
+
+def test_evaluate_without_a_key_still_succeeds(server, tmp_path, monkeypatch, scorers) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    config = EvaluateConfig(sft_models=["baseline_full"], grpo_inits=[], judge=judge_config(server, tmp_path))
+    m = evaluate({("baseline_full", 1): make_rows(lambda i, j: f"reply {j}")}, scorers, config).metrics
+    assert m["baseline_full.llm_judged"] == 0 and m["baseline_full.llm_win_rate"] is None
+    assert m["baseline_full.pass@10"] == 0.0 and not server.requests

@@ -73,10 +73,10 @@ def lora_grads(coef: float, tiny_base_dir, tmp_path, encoder, quality=None) -> t
     """Grads of the CE-only loss and of the polychromic loss on one batch, from the same weights."""
     model, tokenizer = load_base(tiny_base_dir)
     config = tiny_config(coef)
+    data = prompt_completion_dataset(ROWS, tokenizer, PROMPT)
     trainer = PolychromicSFTTrainer(
         model=model, args=trainer_config(config, "polychromic", "full", 0, tmp_path), processing_class=tokenizer,
-        train_dataset=prompt_completion_dataset(ROWS, tokenizer, PROMPT), peft_config=lora_config(config),
-        encoder=encoder, quality_fn=quality,
+        train_dataset=data, eval_dataset=data, peft_config=lora_config(config), encoder=encoder, quality_fn=quality,
     )
     torch.manual_seed(0)
     # LoRA's B starts at zero, which zeroes A's gradient; random B makes every adapter weight count.

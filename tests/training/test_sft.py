@@ -64,9 +64,10 @@ def trained(tmp_path_factory, tiny_base_dir, train_file) -> tuple[SFTPaths, dict
 def test_prompt_tokens_are_masked_and_reply_ends_with_eos(tiny_base_dir, tmp_path):
     model, tokenizer = load_base(tiny_base_dir)
     config = tiny_config()
+    data = prompt_completion_dataset(ROWS[:2], tokenizer, PROMPT)
     trainer = SFTTrainer(
         model=model, args=trainer_config(config, "baseline", "full", 0, tmp_path), processing_class=tokenizer,
-        train_dataset=prompt_completion_dataset(ROWS[:2], tokenizer, PROMPT), peft_config=lora_config(config),
+        train_dataset=data, eval_dataset=data, peft_config=lora_config(config),
     )
     row = trainer.train_dataset[0]
     prompt_ids = tokenizer(build_prompt(tokenizer, ROWS[0]["tweet"], PROMPT))["input_ids"]
