@@ -2,7 +2,8 @@
 
     python stages/grpo.py --warm-start models/sft/baseline_phase1/seed_42 --seed 42 \
         --out models/grpo/from_baseline/seed_42 --checkpoints checkpoints/grpo/from_baseline/seed_42 \
-        --live dvclive/grpo/from_baseline/seed_42 --metrics metrics/grpo/from_baseline_seed_42.json
+        --live dvclive/grpo/from_baseline/seed_42 --metrics metrics/grpo/from_baseline_seed_42.json \
+        --plot plots/grpo/from_baseline_seed_42.png
 
 A killed run resumes from its last checkpoint when rerun with the same params and inputs.
 """
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", required=True, help="Checkpoint folder (not a DVC out; enables resume).")
     parser.add_argument("--live", required=True, help="dvclive folder (the stage's plots).")
     parser.add_argument("--metrics", required=True, help="Stage metrics JSON.")
+    parser.add_argument("--plot", required=True, help="PNG of the training curves.")
     parser.add_argument("--max-steps", type=int, help="Override grpo.max_steps (e.g. for a quick look).")
     parser.add_argument("--dry-run", action="store_true", help="Run one step in a temporary folder; write nothing.")
     args = parser.parse_args()
@@ -51,6 +53,7 @@ def main() -> None:
         checkpoint_dir=args.checkpoints,
         out_dir=args.out,
         live_dir=args.live,
+        plot_path=args.plot,
         seed=args.seed,
         encoder_batch_size=load_section(EncoderConfig, "encoder", args.params).batch_size,
         dry_run=args.dry_run,

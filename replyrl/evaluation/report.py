@@ -91,7 +91,8 @@ def metric_table(evaluation: Evaluation) -> str:
              "|---" * (len(evaluation.models) + 2) + "|"]
     for name in names:
         values = {model: m.get(f"{model}.{name}") for model in evaluation.models}
-        cells = [_fmt(v) + (f" ± {_fmt(m[f'{model}.{name}_std'])}" if f"{model}.{name}_std" in m else "")
+        cells = [_fmt(v) + (f" ± {_fmt(m[f'{model}.{name}_std'])}" if v is not None and f"{model}.{name}_std" in m
+                            else "")
                  for model, v in values.items()]
         scored = {model: v for model, v in values.items() if v is not None}
         best = (min if name in LOWER_IS_BETTER else max)(scored.values(), default=None)

@@ -29,12 +29,13 @@ from trl import GRPOConfig, GRPOTrainer
 
 from replyrl.config import GRPOStageConfig, PromptConfig, RewardConfig, to_dict
 from replyrl.data.schema import group_key
-from replyrl.generation import SamplingConfig, generate_replies
-from replyrl.io import atomic_path, read_jsonl, write_jsonl
+from replyrl.generation import SamplingConfig
+from replyrl.io import atomic_path, read_jsonl
 from replyrl.models.encoder import load_encoder
 from replyrl.models.policy import load_policy, read_lineage, write_lineage
 from replyrl.prompts import build_prompt
 from replyrl.training.checkpoints import resume_checkpoint, run_fingerprint
+from replyrl.training.grpo_callbacks import KLAlarm, SampleWriter
 from replyrl.training.grpo_rewards import RewardFunc, build_reward_funcs
 from replyrl.training.precision import precision_kwargs
 from replyrl.training.tracking import dvclive_callback
@@ -207,69 +208,6 @@ def build_trainer(
     )
 
 
-# ---- sample generations, for a person to check for reward hacking
-
-
-class SampleWriter(TrainerCallback):
-    """Samples replies to a fixed set of tweets at the start, every ``every`` steps and at the end.
-
-    Rows (step, tweet, reply, each reward) are appended to ``path``, which lives beside the
-    checkpoints so that a resumed run keeps the samples of the steps it does not redo.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        tweets: Sequence[str],
-        group_ids: Sequence[str],
-        prompts: Sequence[str],
-        reward_funcs: Sequence[RewardFunc],
-        sampling: SamplingConfig,
-        every: int,
-    ) -> None:
-        self.path = Path(path)
-        self.tweets, self.group_ids, self.prompts = list(tweets), list(group_ids), list(prompts)
-        self.reward_funcs = list(reward_funcs)
-        self.sampling = sampling
-        self.every = every
-        self.rows: list[dict[str, Any]] = []
-        self._last_step = -1
-
-    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
-        # A resumed run redoes the steps after its checkpoint: drop samples taken after it.
-        old = read_jsonl(self.path) if self.path.exists() else []
-        self.rows = [row for row in old if row["step"] <= state.global_step]
-        if not any(row["step"] == state.global_step for row in self.rows):
-            self._sample(state.global_step, model, processing_class)
-
-    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if state.global_step % self.every == 0:
-            self._sample(state.global_step, model, processing_class)
-
-    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._sample(state.global_step, model, processing_class)
-
-    def _sample(self, step: int, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        if step == self._last_step:
-            return
-        self._last_step = step
-        replies = generate_replies(model, tokenizer, self.prompts, self.sampling, batch_size=len(self.prompts))
-        n = self.sampling.num_samples
-        columns = {
-            "prompts": [p for p in self.prompts for _ in range(n)],
-            "tweet": [t for t in self.tweets for _ in range(n)],
-            "group_id": [g for g in self.group_ids for _ in range(n)],
-            "completions": [r for group in replies for r in group],
-        }
-        scores = {f.__name__: f(**columns) for f in self.reward_funcs}
-        for i, reply in enumerate(columns["completions"]):
-            self.rows.append({
-                "step": step, "group_id": columns["group_id"][i], "tweet": columns["tweet"][i], "reply": reply,
-                "rewards": {name: float(values[i]) for name, values in scores.items()},
-            })
-        write_jsonl(self.path, self.rows)
-
-
 # ---- run, save, summarise
 
 
@@ -310,17 +248,30 @@ def summarize(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str]
     return metrics
 
 
-class KLAlarm(TrainerCallback):
-    """Warn when the mean KL to the warm-start exceeds ``threshold`` (the original recipe: > 10 means trouble)."""
+def plot_history(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path) -> None:
+    """PNG of the run for offline viewing (`dvc plots` HTML needs the network): rewards, KL, reply length."""
+    import matplotlib
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        kl = (logs or {}).get("kl")
-        if kl is not None and kl > self.threshold:
-            logger.warning("KL %.3g > grpo.kl_alarm %.3g at step %d: the policy is drifting far from the warm-start",
-                           kl, self.threshold, state.global_step)
+    logs = [row for row in log_history if "reward" in row]
+    steps = [row["step"] for row in logs]
+    fig, (rewards, kl, length) = plt.subplots(1, 3, figsize=(15, 4))
+    for key, label in [("reward", "total (weighted)"), *((f"rewards/{n}/mean", n) for n in reward_names)]:
+        rewards.plot(steps, [row.get(key) for row in logs], label=label)
+    rewards.set(xlabel="step", title="mean reward per step")
+    rewards.legend()
+    kl.plot(steps, [row.get("kl") for row in logs])
+    kl.axhline(kl_alarm, color="r", ls="--", lw=0.8, label=f"kl_alarm {kl_alarm:g}")
+    kl.set(xlabel="step", title="KL to the warm-start", yscale="symlog")
+    kl.legend()
+    length.plot(steps, [row.get("completions/mean_length") for row in logs])
+    length.set(xlabel="step", title="mean reply length (tokens)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
 
 
 def train_grpo(
@@ -336,6 +287,7 @@ def train_grpo(
     out_dir: str | Path,
     live_dir: str | Path | None,
     fingerprint: dict[str, Any],
+    plot_path: str | Path | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train a new LoRA adapter with GRPO on top of the merged ``warm_start``; return the stage metrics.
@@ -376,6 +328,8 @@ def train_grpo(
     with atomic_path(out_dir) as tmp:
         save_policy(trainer.model, tokenizer, warm_start, tmp)
         shutil.copy(samples.path, Path(tmp, SAMPLES_FILE))
+    if plot_path is not None:
+        plot_history(trainer.state.log_history, trainer.reward_func_names, config.kl_alarm, plot_path)
     if metrics.get("kl/alarm_steps"):
         logger.warning("KL exceeded grpo.kl_alarm=%s at %d logged steps (max %.3g)",
                        config.kl_alarm, metrics["kl/alarm_steps"], metrics["kl/max"])
@@ -394,6 +348,7 @@ def run_grpo_stage(
     checkpoint_dir: str | Path,
     out_dir: str | Path,
     live_dir: str | Path,
+    plot_path: str | Path,
     seed: int,
     encoder_batch_size: int = 64,
     dry_run: bool = False,
@@ -407,5 +362,5 @@ def run_grpo_stage(
     return train_grpo(
         config, warm_start=warm_start, rows=read_jsonl(data), prompt_config=prompt_config, reward_funcs=funcs,
         reward_weights=list(weights.values()), seed=seed, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
-        live_dir=live_dir, fingerprint=run_fingerprint(params, inputs), dry_run=dry_run,
+        live_dir=live_dir, fingerprint=run_fingerprint(params, inputs), plot_path=plot_path, dry_run=dry_run,
     )

@@ -170,8 +170,9 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
         tiny_config(), warm_start=warm_start, rows=ROWS, prompt_config=PROMPT,
         reward_funcs=[as_reward_func(reward), alignment_check(seen)], reward_weights=[1.0, 0.0], seed=0,
         checkpoint_dir=tmp_path / "ckpt", out_dir=out, live_dir=live, fingerprint=run_fingerprint({"t": 1}, []),
+        plot_path=tmp_path / "curves.png",
     )
-    assert metrics["steps"] == 2 and metrics["kl/alarm_steps"] == 0
+    assert metrics["steps"] == 2 and metrics["kl/alarm_steps"] == 0 and (tmp_path / "curves.png").exists()
     # KL is measured before the first update, when policy and reference are the same model.
     kl_rows = (live / "plots/metrics/kl.tsv").read_text().splitlines()  # header, then step 1
     assert float(kl_rows[1].split("\t")[-1]) == pytest.approx(0.0, abs=1e-6)

@@ -1,0 +1,89 @@
+"""Callbacks of the `grpo` stage: sample generations for a person to read, and the KL alarm."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+
+from replyrl.generation import SamplingConfig, generate_replies
+from replyrl.io import read_jsonl, write_jsonl
+from replyrl.training.grpo_rewards import RewardFunc
+
+logger = logging.getLogger(__name__)
+
+
+class SampleWriter(TrainerCallback):
+    """Samples replies to a fixed set of tweets at the start, every ``every`` steps and at the end.
+
+    Rows (step, tweet, reply, each reward) are appended to ``path``, which lives beside the
+    checkpoints so that a resumed run keeps the samples of the steps it does not redo.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        tweets: Sequence[str],
+        group_ids: Sequence[str],
+        prompts: Sequence[str],
+        reward_funcs: Sequence[RewardFunc],
+        sampling: SamplingConfig,
+        every: int,
+    ) -> None:
+        self.path = Path(path)
+        self.tweets, self.group_ids, self.prompts = list(tweets), list(group_ids), list(prompts)
+        self.reward_funcs = list(reward_funcs)
+        self.sampling = sampling
+        self.every = every
+        self.rows: list[dict[str, Any]] = []
+        self._last_step = -1
+
+    def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        # A resumed run redoes the steps after its checkpoint: drop samples taken after it.
+        old = read_jsonl(self.path) if self.path.exists() else []
+        self.rows = [row for row in old if row["step"] <= state.global_step]
+        if not any(row["step"] == state.global_step for row in self.rows):
+            self._sample(state.global_step, model, processing_class)
+
+    def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if state.global_step % self.every == 0:
+            self._sample(state.global_step, model, processing_class)
+
+    def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        self._sample(state.global_step, model, processing_class)
+
+    def _sample(self, step: int, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        if step == self._last_step:
+            return
+        self._last_step = step
+        replies = generate_replies(model, tokenizer, self.prompts, self.sampling, batch_size=len(self.prompts))
+        n = self.sampling.num_samples
+        columns = {
+            "prompts": [p for p in self.prompts for _ in range(n)],
+            "tweet": [t for t in self.tweets for _ in range(n)],
+            "group_id": [g for g in self.group_ids for _ in range(n)],
+            "completions": [r for group in replies for r in group],
+        }
+        scores = {f.__name__: f(**columns) for f in self.reward_funcs}
+        for i, reply in enumerate(columns["completions"]):
+            self.rows.append({
+                "step": step, "group_id": columns["group_id"][i], "tweet": columns["tweet"][i], "reply": reply,
+                "rewards": {name: float(values[i]) for name, values in scores.items()},
+            })
+        write_jsonl(self.path, self.rows)
+
+
+class KLAlarm(TrainerCallback):
+    """Warn when the mean KL to the warm-start exceeds ``threshold`` (the original recipe: > 10 means trouble)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        kl = (logs or {}).get("kl")
+        if kl is not None and kl > self.threshold:
+            logger.warning("KL %.3g > grpo.kl_alarm %.3g at step %d: the policy is drifting far from the warm-start",
+                           kl, self.threshold, state.global_step)
