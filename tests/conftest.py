@@ -45,6 +45,16 @@ def build_tiny_base(out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run each test on one torch thread: the tiny models here gain nothing from more, and on a
+    shared 2-core CPU the thread hand-offs of every small op cost more than the op itself."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder with a tiny random model + real tokenizer, in the same layout as `models/base/`."""

@@ -49,14 +49,3 @@ def random_encoder() -> StubEncoder:
     """16-dim encoder: a fixed Gaussian vector per text, seeded by the text (unrelated texts are near-orthogonal)."""
     return StubEncoder(16, lambda text: np.random.default_rng(zlib.crc32(text.encode())).standard_normal(16))
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run each test on one torch thread: the tiny heads here gain nothing from more, and on a
-    shared CPU the thread hand-offs of every small op cost more than the op itself."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
