@@ -296,12 +296,12 @@ class SFTTrainConfig:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
     max_length: int = field(default=256, metadata={"help": "Prompt + reply tokens kept (longer rows are cut at the end)."})
     max_steps: int = field(
-        default=40, metadata={"help": "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale)."}
+        default=30, metadata={"help": "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale)."}
     )
     logging_steps: int = field(default=5, metadata={"help": "Log train metrics every N steps."})
-    eval_steps: int = field(default=20, metadata={"help": "Validation loss every N steps (and at the last step)."})
+    eval_steps: int = field(default=15, metadata={"help": "Validation loss every N steps (and at the last step)."})
     save_steps: int = field(
-        default=20, metadata={"help": "Checkpoint every N steps (a multiple of eval_steps, for best-model selection)."}
+        default=15, metadata={"help": "Checkpoint every N steps (a multiple of eval_steps, for best-model selection)."}
     )
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (the best one is always kept)."})
     gradient_checkpointing: bool = field(
@@ -375,7 +375,7 @@ class PolychromicSFTParams:
 
     polychromic_coef: float = field(default=0.3, metadata={"help": "λ: weight of the set-advantage term in the loss."})
     num_generations: int = field(default=4, metadata={"help": "Replies sampled per prompt to form a set (>= 3)."})
-    generation_steps: int = field(default=4, metadata={"help": "Compute the term every N optimiser steps."})
+    generation_steps: int = field(default=5, metadata={"help": "Compute the term every N optimiser steps."})
     max_generation_prompts: int = field(default=2, metadata={"help": "At most this many prompts of a micro-batch get sets."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the sets."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass of the sets."})
@@ -405,7 +405,7 @@ class PolychromicSFTParams:
 @dataclass
 class SFTStageConfig:
     validation_fraction: float = field(
-        default=0.05, metadata={"help": "Share of the training tweets (grouped by tweet) held out for eval loss."}
+        default=0.02, metadata={"help": "Share of the training tweets (grouped by tweet) held out for eval loss."}
     )
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     lora: SFTLoraConfig = field(default_factory=SFTLoraConfig)

@@ -230,16 +230,17 @@ def summarize(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str]
         return {"steps": 0}
     tenth = max(1, round(len(logs) / 10))
 
-    def trend(key: str) -> dict[str, float | None]:
+    def trend(key: str, name: str) -> dict[str, float | None]:
         values = [row[key] for row in logs if row.get(key) is not None]
-        return {f"{key}/mean": _mean(values), f"{key}/final": values[-1] if values else None,
-                f"{key}/first_10pct": _mean(values[:tenth]), f"{key}/last_10pct": _mean(values[-tenth:])}
+        return {f"{name}/mean": _mean(values), f"{name}/final": values[-1] if values else None,
+                f"{name}/first_10pct": _mean(values[:tenth]), f"{name}/last_10pct": _mean(values[-tenth:])}
 
-    metrics: dict[str, Any] = {"steps": logs[-1]["step"], **trend("reward")}
+    # `reward` is the weighted total GRPO maximises; `reward/<name>` each term before weighting.
+    metrics: dict[str, Any] = {"steps": logs[-1]["step"], **trend("reward", "reward")}
     metrics["reward/delta"] = metrics["reward/last_10pct"] - metrics["reward/first_10pct"]
     for name in reward_names:
-        metrics.update(trend(f"rewards/{name}/mean"))
-    metrics.update(trend("completions/mean_length"))
+        metrics.update(trend(f"rewards/{name}/mean", f"reward/{name}"))
+    metrics.update(trend("completions/mean_length", "completion_tokens"))
     kls = [row["kl"] for row in logs if row.get("kl") is not None]
     metrics.update({"kl/mean": _mean(kls), "kl/max": max(kls, default=None), "kl/final": kls[-1] if kls else None,
                     "kl/alarm_steps": sum(kl > kl_alarm for kl in kls)})

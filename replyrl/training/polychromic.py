@@ -41,7 +41,7 @@ class PolychromicSFTConfig(SFTConfig):
 
     polychromic_coef: float = field(default=0.3, metadata={"help": "λ: weight of the set-advantage term."})
     num_generations: int = field(default=4, metadata={"help": "Replies sampled per prompt to form a set (>= 3)."})
-    generation_steps: int = field(default=4, metadata={"help": "Compute the term every N optimiser steps."})
+    generation_steps: int = field(default=5, metadata={"help": "Compute the term every N optimiser steps."})
     max_generation_prompts: int = field(default=2, metadata={"help": "At most this many prompts of a micro-batch."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the sets."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass of the sets."})

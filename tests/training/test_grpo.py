@@ -153,7 +153,9 @@ def test_step0_policy_is_the_warm_start(warm_start: Path):
     merged, tokenizer = load_policy(warm_start, merge=True)
     reference, _ = load_policy(warm_start, merge=False)  # the SFT adapter unmerged: what SFT trained
     dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
-    trainer = build_trainer(tiny_config(), merged, tokenizer, dataset, [as_reward_func(LengthReward())], [1.0],
+    # Unscaled advantages (reply length minus the group mean, in characters) to exercise the clip below.
+    config = tiny_config(scale_rewards="none", advantage_clip=0.5)
+    trainer = build_trainer(config, merged, tokenizer, dataset, [as_reward_func(LengthReward())], [1.0],
                             output_dir=Path(warm_start).parent / "unused", seed=0)
     expected = logits(reference, tokenizer)
     torch.testing.assert_close(logits(trainer.model, tokenizer), expected)
@@ -161,6 +163,13 @@ def test_step0_policy_is_the_warm_start(warm_start: Path):
         torch.testing.assert_close(logits(trainer.model, tokenizer), expected)
     base, _ = load_base(read_json(Path(warm_start, "lineage.json"))["base"])
     assert not torch.allclose(logits(base, tokenizer), expected, atol=1e-3), "fake warm-start must differ from the base"
+
+    # One rollout batch, as TRL's sampler yields it (each prompt num_generations times in a row).
+    trainer.model.train()
+    batch = [row for row in dataset.select(range(2)) for _ in range(config.num_generations)]
+    advantages = trainer._generate_and_score_completions(batch)["advantages"]
+    assert advantages.abs().max() <= 0.5
+    assert trainer._metrics["train"]["advantages/clipped_frac"][-1] > 0
 
 
 def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start: Path, tmp_path: Path):
