@@ -49,7 +49,7 @@ def main() -> None:
         train_file=Path(DATA_FILES[args.data]),
         checkpoints=Path(args.checkpoints),
         live=Path(args.live_dir),
-        out=None if args.dry_run else Path(args.out),
+        out=Path(args.out),
         encoder=Path(args.encoder),
     )
     metrics = run_sft(args.method, args.data, args.seed, paths, config, prompt, reward, dry_run=args.dry_run)

@@ -265,7 +265,8 @@ def plot_history(log_history: Sequence[dict[str, Any]], reward_names: Sequence[s
     rewards.legend()
     kl.plot(steps, [row.get("kl") for row in logs])
     kl.axhline(kl_alarm, color="r", ls="--", lw=0.8, label=f"kl_alarm {kl_alarm:g}")
-    kl.set(xlabel="step", title="KL to the warm-start", yscale="symlog")
+    kl.set_yscale("symlog", linthresh=1e-3)  # typical KLs (1e-3..1) and the alarm (10) on one axis; step 0 is 0
+    kl.set(xlabel="step", title="KL to the warm-start")
     kl.legend()
     length.plot(steps, [row.get("completions/mean_length") for row in logs])
     length.set(xlabel="step", title="mean reply length (tokens)")

@@ -39,14 +39,12 @@ class SampleWriter(TrainerCallback):
         self.sampling = sampling
         self.every = every
         self.rows: list[dict[str, Any]] = []
-        self._last_step = -1
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
         # A resumed run redoes the steps after its checkpoint: drop samples taken after it.
         old = read_jsonl(self.path) if self.path.exists() else []
         self.rows = [row for row in old if row["step"] <= state.global_step]
-        if not any(row["step"] == state.global_step for row in self.rows):
-            self._sample(state.global_step, model, processing_class)
+        self._sample(state.global_step, model, processing_class)
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         if state.global_step % self.every == 0:
@@ -56,9 +54,8 @@ class SampleWriter(TrainerCallback):
         self._sample(state.global_step, model, processing_class)
 
     def _sample(self, step: int, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        if step == self._last_step:
+        if any(row["step"] == step for row in self.rows):  # e.g. the end of a run that was already finished
             return
-        self._last_step = step
         replies = generate_replies(model, tokenizer, self.prompts, self.sampling, batch_size=len(self.prompts))
         n = self.sampling.num_samples
         columns = {

@@ -44,7 +44,7 @@ PARAMS_FILE = "params.json"
 
 @dataclass
 class SFTPaths:
-    """Where a run reads and writes. ``out`` None means a dry run: nothing is kept."""
+    """Where a run reads and writes. With ``out`` None the adapter is not saved (and checkpoints stay)."""
 
     base: Path
     train_file: Path
@@ -227,7 +227,7 @@ def run_sft(
         live_callback.write_summary(metrics)
 
     trainer.accelerator.wait_for_everyone()
-    if paths.out is not None and trainer.is_world_process_zero():
+    if not dry_run and paths.out is not None and trainer.is_world_process_zero():
         with atomic_path(paths.out) as tmp:
             # load_best_model_at_end put the best checkpoint's adapter back into the model.
             trainer.model.save_pretrained(tmp)

@@ -130,7 +130,7 @@ def test_changed_params_start_fresh(tmp_path, tiny_base_dir, train_file, caplog)
 
 def test_dry_run_writes_nothing(tmp_path, tiny_base_dir, train_file):
     paths = paths_in(tmp_path, tiny_base_dir, train_file)
-    metrics = run_sft("baseline", "full", 0, dataclasses.replace(paths, out=None), tiny_config(), PROMPT, dry_run=True)
+    metrics = run_sft("baseline", "full", 0, paths, tiny_config(), PROMPT, dry_run=True)
     assert metrics["steps"] == 2
     assert not paths.out.exists() and not paths.live.exists() and not paths.checkpoints.exists()
 
