@@ -296,14 +296,18 @@ class SFTTrainConfig:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
     max_length: int = field(default=256, metadata={"help": "Prompt + reply tokens kept (longer rows are cut at the end)."})
     max_steps: int = field(
-        default=30, metadata={"help": "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale)."}
+        default=20, metadata={"help": "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale)."}
     )
     logging_steps: int = field(default=5, metadata={"help": "Log train metrics every N steps."})
-    eval_steps: int = field(default=15, metadata={"help": "Validation loss every N steps (and at the last step)."})
+    eval_steps: int = field(default=10, metadata={"help": "Validation loss every N steps (and at the last step)."})
     save_steps: int = field(
-        default=15, metadata={"help": "Checkpoint every N steps (a multiple of eval_steps, for best-model selection)."}
+        default=10, metadata={"help": "Checkpoint every N steps (a multiple of eval_steps, for best-model selection)."}
     )
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (the best one is always kept)."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={"help": "`group_by_length` batches rows of similar length (less padding), or `random`."},
+    )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in backward: saves memory, costs ~20% time."}
     )
@@ -379,7 +383,7 @@ class PolychromicSFTParams:
     max_generation_prompts: int = field(default=2, metadata={"help": "At most this many prompts of a micro-batch get sets."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the sets."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass of the sets."})
-    max_completion_length: int = field(default=32, metadata={"help": "Longest sampled reply, in tokens."})
+    max_completion_length: int = field(default=24, metadata={"help": "Longest sampled reply, in tokens."})
     quality: str = field(
         default="heuristic", metadata={"help": "Per-reply quality in f(set): `heuristic` (reward.heuristic) or `none` (1)."}
     )

@@ -45,7 +45,7 @@ class PolychromicSFTConfig(SFTConfig):
     max_generation_prompts: int = field(default=2, metadata={"help": "At most this many prompts of a micro-batch."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the sets."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus mass of the sets."})
-    max_completion_length: int = field(default=32, metadata={"help": "Longest sampled reply, in tokens."})
+    max_completion_length: int = field(default=24, metadata={"help": "Longest sampled reply, in tokens."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
