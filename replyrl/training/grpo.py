@@ -185,9 +185,9 @@ def build_trainer(
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
     args = grpo_args(config, output_dir, seed, reward_weights)
     if args.bf16:
-        # TRL generates outside the bf16 autocast, so only bf16 weights put the rollouts (most of a
-        # step) on the hardware's bf16 units. Policy and reference share these weights, so the
-        # reference is the warm-start rounded to bf16; the new LoRA weights stay float32 (peft).
+        # TRL generates and scores the reference outside its bf16 autocast, so only bf16 weights put
+        # those (about half of a step) on the hardware's bf16 units. Policy and reference share these
+        # weights: the reference is the warm-start rounded to bf16; the LoRA weights stay float32.
         model = model.to(torch.bfloat16)
     lora = LoraConfig(
         r=config.lora.r,
