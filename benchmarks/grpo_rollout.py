@@ -113,7 +113,8 @@ def step_split(model_dir: Path, rows: list[dict], config: GRPOStageConfig, args:
     dataset = phase2_dataset(rows, tokenizer, load_section(PromptConfig, "prompt", args.params))
     totals: dict[str, float] = defaultdict(float)
     weights = config.reward_weights()
-    funcs = [timed(totals, "reward", f) for f in build_reward_funcs(list(weights), reward_config, encoder, args.reward_model)]
+    funcs = build_reward_funcs(list(weights), reward_config, encoder, args.reward_model)
+    funcs = [timed(totals, "reward", f) for f in funcs]
     trainer = build_trainer(config, model, tokenizer, dataset, funcs, list(weights.values()), tmp / "ckpt", seed=0)
     trainer.model.generate = timed(totals, "generation", trainer.model.generate)
     trainer._generate_and_score_completions = timed(totals, "rollout", trainer._generate_and_score_completions)
@@ -162,9 +163,9 @@ def main() -> None:
         gen_kwargs = dict(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0,
                           max_new_tokens=config.max_completion_length, pad_token_id=tokenizer.pad_token_id)
         g = config.num_generations
-        print(f"model {model_dir} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), {len(prompts)} prompts "
-              f"x {g} replies, <= {config.max_completion_length} new tokens, T={config.temperature}, top_p={config.top_p}, "
-              f"{torch.get_num_threads()} threads")
+        print(f"model {model_dir} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
+              f"{len(prompts)} prompts x {g} replies, <= {config.max_completion_length} new tokens, "
+              f"T={config.temperature}, top_p={config.top_p}, {torch.get_num_threads()} threads")
         rollout_batched(model, tokenizer, prompts[:1], g, {**gen_kwargs, "max_new_tokens": 4})  # warm-up
         variants = [("(a) original: per-reply generate + log-probs, fp32", rollout_per_reply, torch.float32),
                     ("(b) ours: one batched generate + log-probs, fp32", rollout_batched, torch.float32)]

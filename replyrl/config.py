@@ -559,7 +559,8 @@ class EvaluateConfig:
 
 
 # ----------------------------------------------------------------------------------------------
-# grpo: refine each SFT warm-start against the reward (names follow TRL's GRPOConfig where passed through)
+# grpo: refine each SFT warm-start against the reward. Names follow TRL's GRPOConfig where passed
+# through; defaults are the CPU demo of params.yaml, and the help says where the recipe differs.
 
 GRPO_REWARD_TYPES = ("heuristic", "learned", "mix")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
@@ -568,7 +569,9 @@ GRPO_SCALE_REWARDS = ("group", "batch", "none")
 
 @dataclass
 class GRPOLoraConfig:
-    r: int = field(default=16, metadata={"help": "LoRA rank of the new adapter trained on the merged warm-start."})
+    """The NEW adapter trained on the merged warm-start; names are `peft.LoraConfig` fields (no dropout in RL)."""
+
+    r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = lora_alpha / r)."})
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -579,7 +582,9 @@ class GRPOLoraConfig:
         if self.r <= 0 or self.lora_alpha <= 0:
             raise ValueError(f"grpo.lora needs r > 0 and lora_alpha > 0, got r={self.r}, lora_alpha={self.lora_alpha}")
         if not self.target_modules or "lm_head" in self.target_modules:
-            raise ValueError(f"grpo.lora.target_modules must be non-empty and exclude lm_head, got {self.target_modules}")
+            raise ValueError(
+                f"grpo.lora.target_modules must be non-empty and exclude lm_head, got {self.target_modules}"
+            )
 
 
 @dataclass
@@ -587,52 +592,64 @@ class GRPOStageConfig:
     # reward
     reward_type: str = field(
         default="heuristic",
-        metadata={"help": "`heuristic`, `learned`, or `mix` (mix_heuristic_weight * heuristic + mix_learned_weight * learned)."},
+        metadata={"help": "`heuristic`, `learned`, or `mix` (the two weighted by the mix_* weights)."},
     )
-    mix_heuristic_weight: float = field(default=0.5, metadata={"help": "Weight of the heuristic reward when reward_type=mix."})
-    mix_learned_weight: float = field(default=0.5, metadata={"help": "Weight of the learned reward when reward_type=mix."})
+    mix_heuristic_weight: float = field(default=0.5, metadata={"help": "Heuristic's weight when reward_type=mix."})
+    mix_learned_weight: float = field(default=0.5, metadata={"help": "Learned reward's weight when reward_type=mix."})
     diversity_weight: float = field(
         default=0.1,
-        metadata={"help": "Weight of the diversity bonus (a reply's mean encoder distance to its group siblings); 0 = off."},
+        metadata={"help": "Weight of the diversity bonus (mean encoder distance to the group's other replies); 0 = off."},
     )
-    # sampling (the original recipe: n_generations, temperature, top_p)
-    num_generations: int = field(default=4, metadata={"help": "Replies sampled per prompt (the GRPO group size)."})
+    # rollouts (the recipe: n_generations 4, temperature 0.8, top_p 0.9)
+    num_generations: int = field(default=4, metadata={"help": "Replies sampled per prompt (the GRPO group)."})
     temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the rollouts."})
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling threshold of the rollouts."})
-    max_completion_length: int = field(default=48, metadata={"help": "Max new tokens per reply."})
-    prompts_per_step: int = field(default=4, metadata={"help": "Distinct prompts per optimizer step (each sampled num_generations times)."})
+    max_completion_length: int = field(default=32, metadata={"help": "Max new tokens per reply."})
+    prompts_per_step: int = field(
+        default=4, metadata={"help": "Distinct prompts per micro-batch, each sampled num_generations times."}
+    )
     # objective
     beta: float = field(
         default=0.1,
-        metadata={"help": "KL coefficient (the original recipe's kl_coeff). TRL's default 0 drops the KL term and reference."},
+        metadata={"help": "KL coefficient (the recipe's kl_coeff). TRL's default 0 drops the KL term and reference."},
     )
     loss_type: str = field(
         default="dapo",
-        metadata={"help": "TRL loss aggregation: `dapo` averages over all completion tokens of the batch (no length bias); `grpo` averages per sequence first (favours short positive replies)."},
+        metadata={"help": "TRL's token aggregation: `dapo` = mean over the batch's tokens (no length bias); "
+                          "`grpo` = per-sequence mean first (favours short positive replies)."},
     )
     scale_rewards: str = field(
         default="group", metadata={"help": "Divide advantages by the std of the `group`, the `batch`, or `none`."}
     )
-    advantage_clip: float = field(default=10.0, metadata={"help": "Advantages are clipped to [-c, c] (the original recipe's safeguard)."})
-    epsilon: float = field(default=0.2, metadata={"help": "PPO-style ratio clip; inactive with num_iterations=1 (ratio is 1)."})
-    num_iterations: int = field(default=1, metadata={"help": "Optimizer passes over each batch of rollouts (GRPO's mu)."})
+    advantage_clip: float = field(
+        default=10.0, metadata={"help": "Clip advantages to [-c, c] (the recipe's safeguard)."}
+    )
+    epsilon: float = field(default=0.2, metadata={"help": "PPO ratio clip; inactive with num_iterations=1."})
+    num_iterations: int = field(default=1, metadata={"help": "Updates per batch of rollouts (GRPO's mu)."})
     # optimisation
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate of the LoRA weights."})
+    learning_rate: float = field(
+        default=2e-4, metadata={"help": "AdamW learning rate of the LoRA weights (recipe: 1e-5; see README)."}
+    )
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient-norm clip."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_steps: int = field(default=30, metadata={"help": "Optimizer steps (`--max-steps` overrides)."})
+    max_steps: int = field(default=16, metadata={"help": "Optimizer steps (`--max-steps` overrides)."})
     lora: GRPOLoraConfig = field(default_factory=GRPOLoraConfig)
-    bf16: str = field(default="auto", metadata={"help": "bf16 autocast: `auto` (where the hardware runs it natively), `true`, `false`."})
+    bf16: str = field(
+        default="auto",
+        metadata={"help": "`auto` (bf16 weights + autocast where the hardware runs bf16 natively), `true`, `false`."},
+    )
     activation_checkpointing: bool = field(
-        default=False, metadata={"help": "Recompute activations in backward (saves memory, costs ~20% time; TRL's default is on)."}
+        default=False, metadata={"help": "Recompute activations in backward: saves memory, costs ~20% time."}
     )
     # safeguards and logging
-    kl_alarm: float = field(default=10.0, metadata={"help": "Warn and record in the metrics when the mean KL exceeds this."})
-    save_steps: int = field(default=100, metadata={"help": "Checkpoint every N steps (non-DVC folder; a rerun resumes)."})
+    kl_alarm: float = field(default=10.0, metadata={"help": "Warn, and count in the metrics, when the KL exceeds this."})
+    save_steps: int = field(default=10, metadata={"help": "Checkpoint every N steps (recipe: 100); reruns resume."})
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every N steps."})
-    sample_every: int = field(default=10, metadata={"help": "Write sample generations every N steps (and at start and end)."})
-    sample_prompts: int = field(default=4, metadata={"help": "Fixed phase-2 tweets whose samples are written each time."})
+    sample_every: int = field(
+        default=10, metadata={"help": "Write sample generations every N steps (and at the start and end)."}
+    )
+    sample_prompts: int = field(default=4, metadata={"help": "Fixed phase-2 tweets sampled each time."})
 
     def __post_init__(self) -> None:
         if self.reward_type not in GRPO_REWARD_TYPES:
@@ -644,7 +661,9 @@ class GRPOStageConfig:
         if self.bf16 not in ("auto", "true", "false"):
             raise ValueError(f"grpo.bf16 must be auto, true or false, got {self.bf16!r}")
         if self.num_generations < 2:
-            raise ValueError(f"grpo.num_generations must be >= 2 (advantages compare a group), got {self.num_generations}")
+            raise ValueError(
+                f"grpo.num_generations must be >= 2 (advantages compare replies in a group), got {self.num_generations}"
+            )
         for name in ("mix_heuristic_weight", "mix_learned_weight", "diversity_weight", "beta", "epsilon"):
             if getattr(self, name) < 0:
                 raise ValueError(f"grpo.{name} must be >= 0, got {getattr(self, name)}")

@@ -10,6 +10,7 @@ naming the base and the merged SFT adapter, so `replyrl.models.policy.load_polic
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -96,11 +97,14 @@ class ReplyGRPOTrainer(GRPOTrainer):
         advantages = output["advantages"]
         mode = "train" if self.model.training else "eval"
         # `_metrics` is the buffer TRL averages into each log line; subclasses add their metrics there.
-        self._metrics[mode]["advantages/clipped_frac"].append((advantages.abs() > self.advantage_clip).float().mean().item())
+        clipped = (advantages.abs() > self.advantage_clip).float().mean().item()
+        self._metrics[mode]["advantages/clipped_frac"].append(clipped)
         output["advantages"] = advantages.clamp(-self.advantage_clip, self.advantage_clip)
         return output
 
-    def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+    def training_step(
+        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
         loss = super().training_step(model, inputs, num_items_in_batch)
         # Raised before the optimizer step, so the weights (and every checkpoint) stay the last good ones.
         if not torch.isfinite(loss).all():
@@ -124,7 +128,9 @@ class ReplyGRPOTrainer(GRPOTrainer):
         super().log(logs, start_time)
 
 
-def grpo_args(config: GRPOStageConfig, output_dir: str | Path, seed: int, reward_weights: Sequence[float]) -> GRPOConfig:
+def grpo_args(
+    config: GRPOStageConfig, output_dir: str | Path, seed: int, reward_weights: Sequence[float]
+) -> GRPOConfig:
     """TRL config with every field whose default changed across TRL versions set explicitly."""
     per_device = config.prompts_per_step * config.num_generations
     return GRPOConfig(
@@ -211,7 +217,9 @@ def build_trainer(
 # ---- run, save, summarise
 
 
-def save_policy(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, warm_start: str | Path, out_dir: str | Path) -> None:
+def save_policy(
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, warm_start: str | Path, out_dir: str | Path
+) -> None:
     """Write the GRPO adapter + tokenizer + lineage (base, then the merged warm-start chain) into ``out_dir``."""
     lineage = read_lineage(warm_start)
     model.save_pretrained(out_dir)
@@ -249,7 +257,9 @@ def summarize(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str]
     return metrics
 
 
-def plot_history(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path) -> None:
+def plot_history(
+    log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path
+) -> None:
     """PNG of the run for offline viewing (`dvc plots` HTML needs the network): rewards, KL, reply length."""
     import matplotlib
 
@@ -294,42 +304,45 @@ def train_grpo(
 ) -> dict[str, Any]:
     """Train a new LoRA adapter with GRPO on top of the merged ``warm_start``; return the stage metrics.
 
-    ``rows`` are phase-2 records (``tweet``, ``tweet_id``). Resumes from ``checkpoint_dir`` when its
+    ``rows`` are phase-2 records (``tweet``, optional ``tweet_id``). Resumes from ``checkpoint_dir`` when its
     fingerprint matches. ``dry_run`` runs one step in a temporary folder and writes nothing else: a
     quick end-to-end check of data, rewards and model.
     """
     started = time.perf_counter()
-    if dry_run:
-        config = dataclasses.replace(config, max_steps=1)
-        checkpoint_dir = tempfile.mkdtemp(prefix="grpo-dry-run-")
-    model, tokenizer = load_policy(warm_start, merge=True)
-    dataset = phase2_dataset(rows, tokenizer, prompt_config)
-    last = None if dry_run else resume_checkpoint(checkpoint_dir, fingerprint)
-    picks = dataset.select(range(min(config.sample_prompts, len(dataset))))
-    samples = SampleWriter(
-        Path(checkpoint_dir, SAMPLES_FILE), picks["tweet"], picks["group_id"], picks["prompt"], reward_funcs,
-        SamplingConfig(num_samples=2, temperature=config.temperature, top_p=config.top_p,
-                       max_new_tokens=config.max_completion_length),
-        config.sample_every,
-    )
-    callbacks: list[TrainerCallback] = [samples, KLAlarm(config.kl_alarm)]
-    if live_dir is not None and not dry_run:
-        callbacks.append(dvclive_callback(live_dir))
-    trainer = build_trainer(config, model, tokenizer, dataset, reward_funcs, reward_weights, checkpoint_dir, seed, callbacks)
-    logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
-                len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
-                dict(zip(trainer.reward_func_names, reward_weights)))
-    trainer.train(resume_from_checkpoint=last)
+    with contextlib.ExitStack() as stack:
+        if dry_run:
+            config = dataclasses.replace(config, max_steps=1)
+            checkpoint_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="grpo-dry-run-"))
+        model, tokenizer = load_policy(warm_start, merge=True)
+        dataset = phase2_dataset(rows, tokenizer, prompt_config)
+        last = None if dry_run else resume_checkpoint(checkpoint_dir, fingerprint)
+        picks = dataset.select(range(min(config.sample_prompts, len(dataset))))
+        samples = SampleWriter(
+            Path(checkpoint_dir, SAMPLES_FILE), picks["tweet"], picks["group_id"], picks["prompt"], reward_funcs,
+            SamplingConfig(num_samples=2, temperature=config.temperature, top_p=config.top_p,
+                           max_new_tokens=config.max_completion_length),
+            config.sample_every,
+        )
+        callbacks: list[TrainerCallback] = [samples, KLAlarm(config.kl_alarm)]
+        if live_dir is not None and not dry_run:
+            callbacks.append(dvclive_callback(live_dir))
+        trainer = build_trainer(config, model, tokenizer, dataset, reward_funcs, reward_weights, checkpoint_dir, seed,
+                                callbacks)
+        logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
+                    len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
+                    dict(zip(trainer.reward_func_names, reward_weights)))
+        trainer.train(resume_from_checkpoint=last)
 
-    metrics = summarize(trainer.state.log_history, trainer.reward_func_names, config.kl_alarm)
-    metrics["wall_time_s"] = time.perf_counter() - started
-    metrics["resumed_from_step"] = int(Path(last).name.split("-")[-1]) if last else 0
+        metrics = summarize(trainer.state.log_history, trainer.reward_func_names, config.kl_alarm)
+        metrics["wall_time_s"] = time.perf_counter() - started
+        metrics["resumed_from_step"] = int(Path(last).name.split("-")[-1]) if last else 0
     if dry_run:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return metrics
     with atomic_path(out_dir) as tmp:
         save_policy(trainer.model, tokenizer, warm_start, tmp)
         shutil.copy(samples.path, Path(tmp, SAMPLES_FILE))
+    # As in `sft`: a finished run must not "resume" into a no-op when the stage is forced to rerun.
+    shutil.rmtree(checkpoint_dir)
     if plot_path is not None:
         plot_history(trainer.state.log_history, trainer.reward_func_names, config.kl_alarm, plot_path)
     if metrics.get("kl/alarm_steps"):
@@ -357,7 +370,8 @@ def run_grpo_stage(
 ) -> dict[str, Any]:
     """The `grpo` stage: load the rewards and phase-2 data named by the paths, then `train_grpo`."""
     weights = config.reward_weights()
-    funcs = build_reward_funcs(list(weights), reward_config, load_encoder(encoder_dir), reward_model_dir, encoder_batch_size)
+    encoder = load_encoder(encoder_dir)
+    funcs = build_reward_funcs(list(weights), reward_config, encoder, reward_model_dir, encoder_batch_size)
     # Anything that changes the run's outcome must change the fingerprint, or a stale checkpoint resumes.
     inputs = [warm_start, data, encoder_dir] + ([reward_model_dir] if "learned" in weights else [])
     params = {"grpo": to_dict(config), "prompt": to_dict(prompt_config), "reward": to_dict(reward_config), "seed": seed}

@@ -31,7 +31,8 @@ def tiny_config(**overrides) -> GRPOStageConfig:
     settings = dict(
         num_generations=3, prompts_per_step=2, max_completion_length=6, max_steps=2, save_steps=1,
         learning_rate=1e-2,  # large, so a two-step run visibly moves the adapter
-        bf16="false", sample_every=1, sample_prompts=2, lora=GRPOLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+        bf16="false", sample_every=1, sample_prompts=2,
+        lora=GRPOLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
     )
     return GRPOStageConfig(**{**settings, **overrides})
 
@@ -70,7 +71,8 @@ def alignment_check(seen: list):
 def warm_start(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fake SFT output: a LoRA adapter with random non-zero B, so skipping the merge changes the outputs."""
     model, tokenizer = load_base(tiny_base_dir)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
     torch.manual_seed(1)
     for name, param in model.named_parameters():
         if "lora_B" in name:
@@ -185,7 +187,8 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
     # KL is measured before the first update, when policy and reference are the same model.
     kl_rows = (live / "plots/metrics/kl.tsv").read_text().splitlines()  # header, then step 1
     assert float(kl_rows[1].split("\t")[-1]) == pytest.approx(0.0, abs=1e-6)
-    for name in ("train/policy_loss", "train/avg_reward", "train/reward_std", "train/kl_penalty", "frac_reward_zero_std"):
+    recipe_names = ("train/policy_loss", "train/avg_reward", "train/reward_std", "train/kl_penalty")
+    for name in (*recipe_names, "frac_reward_zero_std"):
         assert (live / f"plots/metrics/{name}.tsv").exists(), name
 
     # Every completion came with the tweet and group id of the prompt it was sampled from: those of
@@ -224,3 +227,4 @@ def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, t
     assert metrics["resumed_from_step"] == 1 and metrics["steps"] == 3
     assert reward.training_calls == 2  # only steps 2 and 3 were run again
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
+    assert not (tmp_path / "ckpt").exists()  # a finished run leaves nothing to resume
