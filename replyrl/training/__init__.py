@@ -1,1 +1,1 @@
-"""Training stages' shared pieces (checkpoint resume, dvclive logging, precision) and the SFT trainers."""
+"""Training stages' shared pieces (checkpoint resume, dvclive logging, precision), the SFT trainers and GRPO."""

@@ -300,13 +300,14 @@ def train_grpo(
     live_dir: str | Path | None,
     fingerprint: dict[str, Any],
     plot_path: str | Path | None = None,
+    source: str = "phase-2 data",
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train a new LoRA adapter with GRPO on top of the merged ``warm_start``; return the stage metrics.
 
-    ``rows`` are phase-2 records (``tweet``, optional ``tweet_id``). Resumes from ``checkpoint_dir`` when its
-    fingerprint matches. ``dry_run`` runs one step in a temporary folder and writes nothing else: a
-    quick end-to-end check of data, rewards and model.
+    ``rows`` are phase-2 records (``tweet``, optional ``tweet_id``) read from ``source`` (named in
+    errors). Resumes from ``checkpoint_dir`` when its fingerprint matches. ``dry_run`` runs one step
+    in a temporary folder and writes nothing else: a quick end-to-end check of data, rewards and model.
     """
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -314,7 +315,7 @@ def train_grpo(
             config = dataclasses.replace(config, max_steps=1)
             checkpoint_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="grpo-dry-run-"))
         model, tokenizer = load_policy(warm_start, merge=True)
-        dataset = phase2_dataset(rows, tokenizer, prompt_config)
+        dataset = phase2_dataset(rows, tokenizer, prompt_config, source)
         last = None if dry_run else resume_checkpoint(checkpoint_dir, fingerprint)
         picks = dataset.select(range(min(config.sample_prompts, len(dataset))))
         samples = SampleWriter(
@@ -378,5 +379,6 @@ def run_grpo_stage(
     return train_grpo(
         config, warm_start=warm_start, rows=read_jsonl(data), prompt_config=prompt_config, reward_funcs=funcs,
         reward_weights=list(weights.values()), seed=seed, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
-        live_dir=live_dir, fingerprint=run_fingerprint(params, inputs), plot_path=plot_path, dry_run=dry_run,
+        live_dir=live_dir, fingerprint=run_fingerprint(params, inputs), plot_path=plot_path, source=str(data),
+        dry_run=dry_run,
     )

@@ -73,7 +73,9 @@ def diversity_reward_func(encoder: SentenceTransformer, batch_size: int = 64) ->
     def diversity(completions: list[str], group_id: list[Hashable], **kwargs) -> list[float]:
         if len(group_id) != len(completions):
             raise ValueError(f"diversity: {len(completions)} completions but {len(group_id)} group ids")
-        return group_distance_to_others(encode(encoder, completions, batch_size), group_id).tolist()
+        scores = group_distance_to_others(encode(encoder, completions, batch_size), group_id)
+        _check_finite(DIVERSITY, scores, kwargs.get("tweet", completions), completions)
+        return scores.tolist()
 
     diversity.__name__ = DIVERSITY
     return diversity
