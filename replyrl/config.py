@@ -205,6 +205,16 @@ class HeuristicRewardConfig:
     generic_multiplier: float = field(
         default=0.5, metadata={"help": "The whole score is multiplied by this for a generic reply."}
     )
+    # Not in the original recipe: GRPO learned to copy the tweet back (a copy maximises relevance and
+    # sentiment alignment, scoring ~0.77 of 0.8). echo_multiplier: 1.0 restores the recipe's formula.
+    echo_min_similarity: float = field(
+        default=0.8,
+        metadata={"help": "A reply whose character similarity to the tweet (difflib ratio, lower-cased) is at "
+                          "least this counts as an echo of the tweet."},
+    )
+    echo_multiplier: float = field(
+        default=0.5, metadata={"help": "The whole score is multiplied by this for an echo; 1.0 = off."}
+    )
 
     def __post_init__(self) -> None:
         for name in HEURISTIC_WEIGHTS:
@@ -215,7 +225,8 @@ class HeuristicRewardConfig:
                 "reward.heuristic needs 0 <= length_min_chars <= length_max_chars, "
                 f"got {self.length_min_chars} and {self.length_max_chars}"
             )
-        for name in ("length_outside_score", "punctuation_over_score", "generic_multiplier"):
+        for name in ("length_outside_score", "punctuation_over_score", "generic_multiplier", "echo_min_similarity",
+                     "echo_multiplier"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"reward.heuristic.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.punctuation_max_ratio <= 1.0:
@@ -609,9 +620,9 @@ class GRPOStageConfig:
         default=4, metadata={"help": "Distinct prompts per micro-batch, each sampled num_generations times."}
     )
     # objective
-    beta: float = field(
+    kl_coeff: float = field(
         default=0.1,
-        metadata={"help": "KL coefficient (the recipe's kl_coeff). TRL's default 0 drops the KL term and reference."},
+        metadata={"help": "KL coefficient, passed to TRL as `beta` (TRL's default 0 drops the KL term and reference)."},
     )
     loss_type: str = field(
         default="dapo",
@@ -664,7 +675,7 @@ class GRPOStageConfig:
             raise ValueError(
                 f"grpo.num_generations must be >= 2 (advantages compare replies in a group), got {self.num_generations}"
             )
-        for name in ("mix_heuristic_weight", "mix_learned_weight", "diversity_weight", "beta", "epsilon"):
+        for name in ("mix_heuristic_weight", "mix_learned_weight", "diversity_weight", "kl_coeff", "epsilon"):
             if getattr(self, name) < 0:
                 raise ValueError(f"grpo.{name} must be >= 0, got {getattr(self, name)}")
         if self.reward_type == "mix" and self.mix_heuristic_weight + self.mix_learned_weight <= 0:

@@ -12,9 +12,11 @@ unique_words       0.10    distinct words / words in the reply (0 for a reply wi
 punctuation        0.10    1.0 if the share of ``!?.`` among the reply's characters is < 0.1, else 0.5
 =================  ======  =====================================================================
 
-``total = generic_multiplier * sum(weight * component)``, where ``generic_multiplier`` is 0.5 for a
-reply under 30 characters that contains a generic phrase (thanks, agree, this, nice, great) as a
-whole word, else 1.0. The original recipe counts that multiplier as its "20% generic" part, so the
+``total = generic_multiplier * echo_multiplier * sum(weight * component)``, where
+``generic_multiplier`` is 0.5 for a reply under 30 characters that contains a generic phrase (thanks,
+agree, this, nice, great) as a whole word, else 1.0. ``echo_multiplier`` (not in the original recipe)
+is 0.5 for a reply that nearly copies the tweet (difflib ratio >= 0.8), else 1.0: without it GRPO
+learns to echo the tweet, which maximises relevance and sentiment alignment. The original recipe counts that multiplier as its "20% generic" part, so the
 total lies in [0, 0.8]: the weights sum to 0.8 and no reply can earn the missing 0.2.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from difflib import SequenceMatcher
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -81,6 +84,16 @@ def generic_multipliers(
     return np.array([multiplier if len(r) < max_chars and pattern.search(r.lower()) else 1.0 for r in replies])
 
 
+def echo_multipliers(
+    tweets: Sequence[str], replies: Sequence[str], min_similarity: float, multiplier: float
+) -> np.ndarray:
+    """``multiplier`` for a reply whose lower-cased text is at least ``min_similarity`` similar to its tweet."""
+    return np.array([
+        multiplier if SequenceMatcher(None, t.lower().strip(), r.lower().strip()).ratio() >= min_similarity else 1.0
+        for t, r in zip(tweets, replies, strict=True)
+    ])
+
+
 class HeuristicReward:
     """Callable heuristic reward: ``reward(tweets, replies) -> float array`` in [0, ``config.max_score``].
 
@@ -112,5 +125,6 @@ class HeuristicReward:
             ),
         }
         weighted = sum(getattr(c, f"{name}_weight") * score for name, score in parts.items())
-        multiplier = generic_multipliers(replies, c.generic_phrases, c.generic_max_chars, c.generic_multiplier)
-        return {**parts, "generic_multiplier": multiplier, "total": multiplier * weighted}
+        generic = generic_multipliers(replies, c.generic_phrases, c.generic_max_chars, c.generic_multiplier)
+        echo = echo_multipliers(tweets, replies, c.echo_min_similarity, c.echo_multiplier)
+        return {**parts, "generic_multiplier": generic, "echo_multiplier": echo, "total": generic * echo * weighted}

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
 # The original recipe's metric names (alias -> TRL's name), logged beside TRL's; dvclive turns
-# `train_x` into `train/x`. The penalty is the KL term as it enters the loss: beta * kl.
+# `train_x` into `train/x`. The penalty is the KL term as it enters the loss: kl_coeff (TRL's beta) * kl.
 RECIPE_NAMES = {"train_policy_loss": "loss", "train_avg_reward": "reward", "train_reward_std": "reward_std",
                 "train_kl_penalty": "kl"}
 
@@ -138,7 +138,7 @@ def grpo_args(
         seed=seed,
         data_seed=seed,
         # objective
-        beta=config.beta,
+        beta=config.kl_coeff,
         loss_type=config.loss_type,
         scale_rewards=config.scale_rewards,
         epsilon=config.epsilon,

@@ -35,6 +35,7 @@ def test_components_and_total_match_hand_computed_values(table_encoder):
         "unique_words": [1.0, 0.5],
         "punctuation": [1.0, 0.5],
         "generic_multiplier": [1.0, 0.5],
+        "echo_multiplier": [1.0, 1.0],  # neither reply resembles "I love this"
         "total": [0.5075, 0.15992188],
     }
     assert set(parts) == set(expected)
@@ -104,3 +105,14 @@ def test_config_rejects_bad_values_and_unknown_keys():
         from_dict(RewardConfig, {"heuristic": {"generic_multiplier": 2.0}}, "params.yaml: reward")
     with pytest.raises(ValueError, match="unknown key\\(s\\) \\['relevance_wieght'\\]"):
         from_dict(RewardConfig, {"heuristic": {"relevance_wieght": 0.3}}, "params.yaml: reward")
+
+
+def test_echo_of_the_tweet_is_halved_but_a_reply_sharing_words_is_not():
+    from replyrl.rewards.heuristic import echo_multipliers
+
+    tweet = "Just finished my first marathon, legs are jelly"
+    replies = [
+        "just finished my first marathon, legs are jelly!",  # a copy with one extra character: an echo
+        "Congrats on the marathon! Rest those legs and eat well tonight.",  # on topic, own words
+    ]
+    assert echo_multipliers([tweet] * 2, replies, min_similarity=0.8, multiplier=0.5).tolist() == [0.5, 1.0]

@@ -53,7 +53,7 @@ def test_train_then_score(tmp_path, encoder_dir, monkeypatch, capsys):
 
     out = run(monkeypatch, capsys, "--params", str(params), "score", "--tweet", "thinking about cats",
               "--reply", "Agree!", "--encoder", str(encoder_dir), "--reward-model", str(tmp_path / "rm"))
-    components = ["relevance", "length", "sentiment", "unique_words", "punctuation", "generic_multiplier"]
+    components = ["relevance", "length", "sentiment", "unique_words", "punctuation", "generic_multiplier", "echo_multiplier"]
     for name in ["heuristic", *components, "learned"]:
         assert name in out
     assert "generic_multiplier 0.5000" in out  # "Agree!" is a short generic reply
