@@ -1,8 +1,8 @@
 """Stage `sft`: LoRA SFT of the base policy, baseline or polychromic, on the full or phase-1 data.
 
 One run of the dvc.yaml matrix (method x data x seed). Writes the adapter folder (loadable with
-`replyrl.models.policy.load_policy`) and a dvclive folder (loss curves, metrics.json); rerunning a killed run
-resumes from its last checkpoint when the params and inputs are unchanged.
+`replyrl.models.policy.load_policy`), a dvclive folder (loss curves, metrics.json) and a PNG of the
+losses. Rerunning a killed run resumes from its last checkpoint when the params and inputs are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--encoder", required=True, help="Sentence encoder folder (used by polychromic only).")
     parser.add_argument("--out", required=True, help="Adapter folder to write.")
     parser.add_argument("--live-dir", required=True, help="dvclive folder: loss curves and metrics.json.")
+    parser.add_argument("--plot", required=True, help="PNG of the loss curves.")
     parser.add_argument("--checkpoints", required=True, help="Checkpoint folder; must not be a DVC out.")
     parser.add_argument("--max-steps", type=int, help="Override sft.train.max_steps.")
     parser.add_argument("--dry-run", action="store_true", help="Build everything, run 2 steps, keep nothing.")
@@ -51,6 +52,7 @@ def main() -> None:
         live=Path(args.live_dir),
         out=Path(args.out),
         encoder=Path(args.encoder),
+        plot=Path(args.plot),
     )
     metrics = run_sft(args.method, args.data, args.seed, paths, config, prompt, reward, dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)

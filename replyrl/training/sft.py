@@ -52,6 +52,7 @@ class SFTPaths:
     live: Path
     out: Path | None = None
     encoder: Path | None = None  # polychromic only
+    plot: Path | None = None  # PNG of the loss curves, for offline viewing
 
 
 def load_sft_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -165,6 +166,38 @@ def _polychromic_kwargs(config: SFTStageConfig, paths: SFTPaths, reward: RewardC
     return {"encoder": encoder, "quality_fn": quality_fn}
 
 
+def plot_losses(log_history: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """PNG of train/eval loss (and, for polychromic, CE and set diversity): `dvc plots` HTML needs the network."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(key: str) -> tuple[list[int], list[float]]:
+        rows = [row for row in log_history if key in row]
+        return [row["step"] for row in rows], [row[key] for row in rows]
+
+    polychromic = any("polychromic/set_diversity" in row for row in log_history)
+    fig, axes = plt.subplots(1, 2 if polychromic else 1, figsize=(12 if polychromic else 6, 4), squeeze=False)
+    losses = axes[0][0]
+    for key, label in [("loss", "train loss"), ("ce_loss", "train CE"), ("eval_loss", "eval loss (CE)")]:
+        steps, values = series(key)
+        if steps:
+            losses.plot(steps, values, marker="o" if key == "eval_loss" else None, label=label)
+    losses.set(xlabel="step", title="loss")
+    losses.legend()
+    if polychromic:
+        diversity = axes[0][1]
+        diversity.plot(*series("polychromic/set_diversity"), label="set diversity")
+        diversity.plot(*series("polychromic/set_score"), label="f(set)")
+        diversity.set(xlabel="step", title="sampled sets")
+        diversity.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def run_sft(
     method: str,
     data: str,
@@ -234,6 +267,8 @@ def run_sft(
             tokenizer.save_pretrained(tmp)
             write_json(tmp / PARAMS_FILE, record)
             write_lineage(tmp, paths.base, [])
+        if paths.plot is not None:
+            plot_losses(trainer.state.log_history, paths.plot)
         # A finished run must not "resume" into a no-op when the stage is forced to rerun.
         shutil.rmtree(paths.checkpoints)
     return metrics

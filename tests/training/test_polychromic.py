@@ -113,7 +113,7 @@ def test_short_run_logs_ce_and_set_diversity_separately(tmp_path, tiny_base_dir,
     train_file = tmp_path / "train.jsonl"
     write_jsonl(train_file, ROWS)
     paths = SFTPaths(base=tiny_base_dir, train_file=train_file, checkpoints=tmp_path / "ck", live=tmp_path / "live",
-                     out=tmp_path / "out", encoder=encoder_dir)
+                     out=tmp_path / "out", encoder=encoder_dir, plot=tmp_path / "losses.png")
     run_sft("polychromic", "full", 0, paths, tiny_config(), PROMPT)
     metrics = tmp_path / "live" / "plots" / "metrics"
     for name in ("ce_loss", "loss", "polychromic/term", "polychromic/set_diversity"):
@@ -121,3 +121,4 @@ def test_short_run_logs_ce_and_set_diversity_separately(tmp_path, tiny_base_dir,
     # Eval loss is CE only: no set term is computed in evaluation.
     assert not (metrics / "eval" / "polychromic").exists()
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
+    assert (tmp_path / "losses.png").read_bytes().startswith(b"\x89PNG")
