@@ -65,6 +65,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Lay out a matplotlib figure, write it as PNG atomically, and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

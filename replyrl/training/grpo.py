@@ -31,7 +31,7 @@ from trl import GRPOConfig, GRPOTrainer
 from replyrl.config import GRPOStageConfig, PromptConfig, RewardConfig, to_dict
 from replyrl.data.schema import group_key
 from replyrl.generation import SamplingConfig
-from replyrl.io import atomic_path, read_jsonl
+from replyrl.io import atomic_path, read_jsonl, save_figure
 from replyrl.models.encoder import load_encoder
 from replyrl.models.policy import load_policy, read_lineage, write_lineage
 from replyrl.prompts import build_prompt
@@ -280,10 +280,7 @@ def plot_history(
     kl.legend()
     length.plot(steps, [row.get("completions/mean_length") for row in logs])
     length.set(xlabel="step", title="mean reply length (tokens)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def train_grpo(

@@ -26,7 +26,7 @@ from trl import SFTConfig, SFTTrainer
 
 from replyrl.config import PromptConfig, RewardConfig, SFTStageConfig, to_dict
 from replyrl.data.schema import group_key
-from replyrl.io import atomic_path, read_jsonl, write_json
+from replyrl.io import atomic_path, read_jsonl, save_figure, write_json
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
 from replyrl.models.policy import write_lineage
@@ -192,10 +192,7 @@ def plot_losses(log_history: Sequence[dict[str, Any]], path: str | Path) -> None
         diversity.plot(*series("polychromic/set_score"), label="f(set)")
         diversity.set(xlabel="step", title="sampled sets")
         diversity.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_sft(

@@ -44,7 +44,8 @@ def tiny_config(**train) -> SFTStageConfig:
 
 
 def paths_in(tmp: Path, base: Path, train_file: Path) -> SFTPaths:
-    return SFTPaths(base=base, train_file=train_file, checkpoints=tmp / "checkpoints", live=tmp / "live", out=tmp / "out")
+    return SFTPaths(base=base, train_file=train_file, checkpoints=tmp / "checkpoints", live=tmp / "live",
+                    out=tmp / "out", plot=tmp / "losses.png")
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,7 @@ def test_adapter_folder_reloads_and_generates(trained, tiny_base_dir):
     replies = generate_replies(model, tokenizer, prompts, SamplingConfig(num_samples=2, max_new_tokens=8))
     assert len(replies) == 1 and len(replies[0]) == 2
     assert not paths.checkpoints.exists()  # a finished run leaves nothing to resume
+    assert paths.plot.read_bytes().startswith(b"\x89PNG")
 
 
 def test_resume_continues_from_last_complete_checkpoint(tmp_path, tiny_base_dir, train_file):
@@ -132,7 +134,7 @@ def test_dry_run_writes_nothing(tmp_path, tiny_base_dir, train_file):
     paths = paths_in(tmp_path, tiny_base_dir, train_file)
     metrics = run_sft("baseline", "full", 0, paths, tiny_config(), PROMPT, dry_run=True)
     assert metrics["steps"] == 2
-    assert not paths.out.exists() and not paths.live.exists() and not paths.checkpoints.exists()
+    assert not any(p.exists() for p in (paths.out, paths.live, paths.checkpoints, paths.plot))
 
 
 def test_validation_split_keeps_each_tweet_on_one_side():
