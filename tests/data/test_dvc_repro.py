@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from replyrl.io import read_json
@@ -61,7 +60,6 @@ def _digests(repo: Path) -> dict[str, str]:
     return {name: hashlib.sha256((repo / name).read_bytes()).hexdigest() for name in OUTPUTS}
 
 
-@pytest.mark.slow
 def test_dvc_repro_split_runs_once_and_reruns_only_what_changed(tmp_path):
     repo = tmp_path / "repo"
     _copy_repo(repo)
