@@ -16,7 +16,6 @@ compared like with like.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +27,6 @@ from trl import SFTConfig, SFTTrainer
 
 from replyrl.metrics.diversity import semantic_diversity
 from replyrl.models.encoder import encode
-
-logger = logging.getLogger(__name__)
 
 QualityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 TWEET_COLUMN = "tweet"
