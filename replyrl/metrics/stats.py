@@ -6,7 +6,6 @@ prompt for Wilcoxon) and adds the effect size, bootstrap interval and multiple-c
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,15 +46,18 @@ def compare(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     if a.shape != b.shape or len(a) < 2:
         raise ValueError(f"need two equally long samples of >= 2 prompts, got {a.shape} and {b.shape}")
     mw = stats.mannwhitneyu(a, b, alternative="two-sided")
-    with warnings.catch_warnings():
-        # All-equal pairs give p = 1 with a "division by zero" warning; that p is the right answer.
-        warnings.simplefilter("ignore", RuntimeWarning)
+    if np.array_equal(a, b):
+        # scipy drops zero differences and returns NaN when none is left; with every pair tied there
+        # is no evidence of a difference at all, so report W = 0, p = 1 (as for two identical samples).
+        wilcoxon_w, wilcoxon_p = 0.0, 1.0
+    else:
         wx = stats.wilcoxon(a, b, alternative="two-sided")
+        wilcoxon_w, wilcoxon_p = float(wx.statistic), float(wx.pvalue)
     return {
         "mannwhitney_u": float(mw.statistic),
         "mannwhitney_p": float(mw.pvalue),
-        "wilcoxon_w": float(wx.statistic),
-        "wilcoxon_p": float(wx.pvalue),
+        "wilcoxon_w": wilcoxon_w,
+        "wilcoxon_p": wilcoxon_p,
         "cohens_d": cohens_d(a, b),
         "mean_diff": float(a.mean() - b.mean()),
     }

@@ -26,6 +26,15 @@ def test_compare_identical_samples_is_not_significant() -> None:
     assert result["wilcoxon_p"] == 1.0 and result["mannwhitney_p"] == 1.0 and result["cohens_d"] == 0.0
 
 
+def test_compare_all_pairs_tied_is_p_one_not_nan() -> None:
+    # 24 prompts take scipy's normal approximation, which returns NaN once every zero difference is dropped
+    # (e.g. Pass@10 saturated at 1 or 0 for two models on the same prompts).
+    a = np.r_[np.ones(22), np.zeros(2)]
+    result = compare(a, a.copy())
+    assert result["wilcoxon_p"] == 1.0 and result["wilcoxon_w"] == 0.0
+    assert np.isfinite(adjust_pvalues([result["wilcoxon_p"], 0.01])).all()
+
+
 def test_cohens_d_by_hand() -> None:
     # means 2 and 5, both sample SDs 1, so the pooled SD is 1 and d = -3
     assert cohens_d([1, 2, 3], [4, 5, 6]) == pytest.approx(-3.0)
