@@ -236,7 +236,8 @@ def summarize(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str]
     logs = [row for row in log_history if "reward" in row]
     if not logs:
         return {"steps": 0}
-    tenth = max(1, round(len(logs) / 10))
+    # 10% of the logged steps, rounded up: 14 demo steps compare two steps at each end, not one.
+    tenth = math.ceil(len(logs) / 10)
 
     def trend(key: str, name: str) -> dict[str, float | None]:
         values = [row[key] for row in logs if row.get(key) is not None]

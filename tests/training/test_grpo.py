@@ -17,7 +17,7 @@ from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, write_lineage
 from replyrl.prompts import build_prompt
 from replyrl.training.checkpoints import run_fingerprint
-from replyrl.training.grpo import SAMPLES_FILE, build_trainer, phase2_dataset, train_grpo
+from replyrl.training.grpo import SAMPLES_FILE, build_trainer, phase2_dataset, summarize, train_grpo
 from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
 
 # Two rows share a tweet id: GRPO must see that tweet once.
@@ -137,6 +137,19 @@ def test_diversity_bonus_is_computed_within_each_group():
     # Group 1 repeats one reply (no bonus); group 2's replies all differ (orthogonal: distance 1).
     scores = func(completions=["apple", "bear", "avocado", "cat"], group_id=[1, 2, 1, 2])
     assert scores == [0.0, 1.0, 0.0, 1.0]
+
+
+def test_summary_compares_the_first_and_last_tenth_of_steps_rounded_up():
+    # 14 logged steps: ceil(1.4) = 2 steps at each end; rows without a reward (e.g. the final summary) are skipped.
+    rewards = [0.1, 0.3, *[0.5] * 10, 0.7, 0.9]
+    history = [{"step": i + 1, "reward": r, "kl": 0.01 * i, "frac_reward_zero_std": 0.0, "step_time": 2.0,
+                "rewards/heuristic/mean": r / 2} for i, r in enumerate(rewards)] + [{"train_runtime": 30.0}]
+    metrics = summarize(history, ["heuristic"], kl_alarm=0.1)
+    assert metrics["steps"] == 14 and metrics["train_time_s"] == 28.0
+    assert metrics["reward/first_10pct"] == pytest.approx(0.2) and metrics["reward/last_10pct"] == pytest.approx(0.8)
+    assert metrics["reward/delta"] == pytest.approx(0.6)
+    assert metrics["reward/heuristic/first_10pct"] == pytest.approx(0.1)
+    assert metrics["kl/final"] == pytest.approx(0.13) and metrics["kl/alarm_steps"] == 3  # 0.11, 0.12, 0.13 > 0.1
 
 
 def test_phase2_dataset_keeps_each_tweet_once(tiny_base_dir: Path):
