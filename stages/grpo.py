@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from accelerate import PartialState
+
 from replyrl.cli import setup_logging, stage_parser
 from replyrl.config import EncoderConfig, GRPOStageConfig, PromptConfig, RewardConfig, load_section, to_dict
 from replyrl.io import write_json
@@ -59,7 +61,7 @@ def main() -> None:
         dry_run=args.dry_run,
     )
     logger.info("metrics: %s", metrics)
-    if not args.dry_run:
+    if not args.dry_run and PartialState().is_main_process:
         write_json(args.metrics, metrics)
 
 

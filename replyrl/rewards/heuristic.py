@@ -14,10 +14,11 @@ punctuation        0.10    1.0 if the share of ``!?.`` among the reply's charact
 
 ``total = generic_multiplier * echo_multiplier * sum(weight * component)``, where
 ``generic_multiplier`` is 0.5 for a reply under 30 characters that contains a generic phrase (thanks,
-agree, this, nice, great) as a whole word, else 1.0. ``echo_multiplier`` (not in the original recipe)
-is 0.5 for a reply that nearly copies the tweet (difflib ratio >= 0.8), else 1.0: without it GRPO
-learns to echo the tweet, which maximises relevance and sentiment alignment. The original recipe counts that multiplier as its "20% generic" part, so the
-total lies in [0, 0.8]: the weights sum to 0.8 and no reply can earn the missing 0.2.
+agree, this, nice, great) as a whole word, else 1.0. The original recipe counts that multiplier as its
+"20% generic" part, so the total lies in [0, 0.8]: the weights sum to 0.8 and no reply can earn the
+missing 0.2. ``echo_multiplier`` (not in the original recipe) is 0.5 for a reply that nearly copies
+the tweet (difflib ratio >= 0.8), else 1.0: without it GRPO learns to echo the tweet, which
+maximises relevance and sentiment alignment.
 """
 
 from __future__ import annotations

@@ -335,7 +335,8 @@ def train_grpo(
         metrics = summarize(trainer.state.log_history, trainer.reward_func_names, config.kl_alarm)
         metrics["wall_time_s"] = time.perf_counter() - started
         metrics["resumed_from_step"] = int(Path(last).name.split("-")[-1]) if last else 0
-    if dry_run:
+    trainer.accelerator.wait_for_everyone()
+    if dry_run or not trainer.is_world_process_zero():  # under `accelerate launch` one process writes
         return metrics
     with atomic_path(out_dir) as tmp:
         save_policy(trainer.model, tokenizer, warm_start, tmp)

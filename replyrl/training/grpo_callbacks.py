@@ -20,7 +20,8 @@ class SampleWriter(TrainerCallback):
     """Samples replies to a fixed set of tweets at the start, every ``every`` steps and at the end.
 
     Rows (step, tweet, reply, each reward) are appended to ``path``, which lives beside the
-    checkpoints so that a resumed run keeps the samples of the steps it does not redo.
+    checkpoints so that a resumed run keeps the samples of the steps it does not redo. Under
+    `accelerate launch` only the main process samples and writes (the file is shared).
     """
 
     def __init__(
@@ -41,17 +42,20 @@ class SampleWriter(TrainerCallback):
         self.rows: list[dict[str, Any]] = []
 
     def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         # A resumed run redoes the steps after its checkpoint: drop samples taken after it.
         old = read_jsonl(self.path) if self.path.exists() else []
         self.rows = [row for row in old if row["step"] <= state.global_step]
         self._sample(state.global_step, model, processing_class)
 
     def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        if state.global_step % self.every == 0:
+        if state.is_world_process_zero and state.global_step % self.every == 0:
             self._sample(state.global_step, model, processing_class)
 
     def on_train_end(self, args, state, control, model=None, processing_class=None, **kwargs):
-        self._sample(state.global_step, model, processing_class)
+        if state.is_world_process_zero:
+            self._sample(state.global_step, model, processing_class)
 
     def _sample(self, step: int, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         if any(row["step"] == step for row in self.rows):  # e.g. the end of a run that was already finished
