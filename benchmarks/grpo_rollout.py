@@ -31,14 +31,19 @@ from pathlib import Path
 import torch
 
 from replyrl.cli import setup_logging
-from replyrl.config import EncoderConfig, GRPOStageConfig, PromptConfig, RewardConfig, load_section
+from replyrl.configs.encoder import EncoderConfig
+from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.loader import load_section
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.reward import RewardConfig
 from replyrl.io import read_jsonl
 from replyrl.models.base import PACKAGED_SMOLLM2, export_base, load_base
 from replyrl.models.encoder import load_encoder, resolve_encoder
+from replyrl.models.precision import precision_kwargs
 from replyrl.prompts import build_prompts
-from replyrl.training.grpo import build_trainer, phase2_dataset
-from replyrl.training.grpo_rewards import build_reward_funcs
-from replyrl.training.precision import precision_kwargs
+from replyrl.training.grpo import phase2_dataset
+from replyrl.training.grpo_rewards import build_reward_funcs, reward_weights
+from replyrl.training.grpo_trainer import build_trainer
 
 logger = logging.getLogger("grpo_rollout")
 REPO = Path(__file__).resolve().parent.parent
@@ -112,7 +117,7 @@ def step_split(model_dir: Path, rows: list[dict], config: GRPOStageConfig, args:
     model, tokenizer = load_base(model_dir)
     dataset = phase2_dataset(rows, tokenizer, load_section(PromptConfig, "prompt", args.params))
     totals: dict[str, float] = defaultdict(float)
-    weights = config.reward_weights()
+    weights = reward_weights(config)
     funcs = build_reward_funcs(list(weights), reward_config, encoder, args.reward_model)
     funcs = [timed(totals, "reward", f) for f in funcs]
     trainer = build_trainer(config, model, tokenizer, dataset, funcs, list(weights.values()), tmp / "ckpt", seed=0)

@@ -1,10 +1,14 @@
-"""Pieces every stage script shares: the argument parser skeleton and logging set-up."""
+"""Pieces every stage script shares: the argument parser skeleton, logging set-up and the entry point."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import sys
+from collections.abc import Callable
+
+from replyrl.configs.loader import ConfigError
 
 # Nothing may be fetched from a model hub at run time; stage scripts import this module first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,10 +18,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def stage_parser(description: str) -> argparse.ArgumentParser:
     """An argparse parser with the options every stage has (``--params``)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--params", default="params.yaml", help="Parameters file to read.")
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Every param the stage reads, with its help: python -m replyrl params")
+    parser.add_argument("--params", default="params.yaml", help="Parameters file to read (default: params.yaml).")
     return parser
 
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's ``main``; a bad params file ends it with one line on stderr (exit 2), not a traceback."""
+    try:
+        main()
+    except ConfigError as e:
+        print(f"{os.path.basename(sys.argv[0])}: error: {e}", file=sys.stderr)
+        sys.exit(2)

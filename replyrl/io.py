@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -65,14 +66,26 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Lay out a matplotlib figure, write it as PNG atomically, and free it."""
-    import matplotlib.pyplot as plt
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes (``fig.subplots`` kwargs), built without pyplot: no display
+    backend to choose and no global figure to close."""
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Lay out a matplotlib figure and write it as PNG atomically."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON (and `dvc metrics`) has no NaN/inf: an undefined statistic is written as null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
-from replyrl.config import PromptConfig
+from replyrl.configs.prompt import PromptConfig
 
 
 def build_prompt(tokenizer: PreTrainedTokenizerBase, tweet: str, config: PromptConfig) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EncoderConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.encoder import EncoderConfig
+from replyrl.configs.loader import load_section, to_dict
 from replyrl.io import atomic_path
 from replyrl.models.encoder import export_encoder
 
@@ -30,4 +31,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

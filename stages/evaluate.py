@@ -8,8 +8,11 @@ from __future__ import annotations
 import logging
 import os
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EncoderConfig, EvaluateConfig, RewardConfig, load_params, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.encoder import EncoderConfig
+from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.loader import load_section, load_seeds, to_dict
+from replyrl.configs.reward import RewardConfig
 from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
 from replyrl.io import atomic_path, write_json
@@ -19,20 +22,18 @@ logger = logging.getLogger("evaluate")
 
 def main() -> None:
     parser = stage_parser(__doc__)
-    parser.add_argument("--generations", default="data/generations", help="Folder of <model>/seed_<seed>.jsonl.")
-    parser.add_argument("--encoder", default="models/encoder", help="Sentence encoder (diversity, BERTScore).")
-    parser.add_argument("--reward-model", default="models/reward_model", help="Learned engagement reward.")
-    parser.add_argument("--grpo-metrics", default="metrics/grpo", help="GRPO stage metrics (final KL).")
-    parser.add_argument("--metrics", default="metrics/evaluation.json")
-    parser.add_argument("--plots", default="plots", help="Folder for passk.csv and the PNGs.")
-    parser.add_argument("--report", default="reports/evaluation.md")
-    parser.add_argument("--per-prompt", default="reports/evaluation_per_prompt.csv", help="Every per-tweet value.")
+    parser.add_argument("--generations", required=True, help="Folder of <model>/seed_<seed>.jsonl.")
+    parser.add_argument("--encoder", required=True, help="Sentence encoder (diversity, BERTScore).")
+    parser.add_argument("--reward-model", required=True, help="Learned engagement reward.")
+    parser.add_argument("--grpo-metrics", required=True, help="GRPO stage metrics (final KL).")
+    parser.add_argument("--metrics", required=True, help="Output metrics JSON.")
+    parser.add_argument("--plots", required=True, help="Folder for passk.csv and the PNGs.")
+    parser.add_argument("--report", required=True, help="Output Markdown report.")
+    parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
     args = parser.parse_args()
     setup_logging()
     config = load_section(EvaluateConfig, "evaluate", args.params)
-    seeds = load_params(args.params).get("seeds")
-    if not seeds:
-        raise ValueError(f"{args.params}: `seeds` must list at least one seed")
+    seeds = load_seeds(args.params)
     logger.info("seeds %s, config %s", seeds, to_dict(config))
 
     generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
@@ -56,4 +57,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

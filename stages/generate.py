@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import time
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EvaluateConfig, PromptConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.loader import load_section, to_dict
+from replyrl.configs.prompt import PromptConfig
 from replyrl.evaluation.generate import generate_for_model, load_for_generation, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
 
@@ -22,7 +24,7 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="Model name, as used in metric keys.")
     parser.add_argument("--model-dir", required=True, help="Base or adapter folder (any `load_policy` accepts).")
     parser.add_argument("--seed", type=int, required=True, help="Sampling seed (one of `seeds`).")
-    parser.add_argument("--test", default="data/processed/test_data.jsonl", help="Test split.")
+    parser.add_argument("--test", required=True, help="Test split.")
     parser.add_argument("--out", required=True, help="Generation file to write.")
     args = parser.parse_args()
     setup_logging()
@@ -39,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 from accelerate import PartialState
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EncoderConfig, GRPOStageConfig, PromptConfig, RewardConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.encoder import EncoderConfig
+from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.loader import load_section, to_dict
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.reward import RewardConfig
 from replyrl.io import write_json
-from replyrl.training.grpo import run_grpo_stage
+from replyrl.training.grpo import GRPOPaths, run_grpo
 
 logger = logging.getLogger("grpo")
 
@@ -27,9 +32,9 @@ def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--warm-start", required=True, help="SFT adapter folder (with lineage.json) to start from.")
     parser.add_argument("--seed", type=int, required=True, help="Training seed (one of `seeds`).")
-    parser.add_argument("--data", default="data/processed/phases/training_data_phase2_grpo.jsonl", help="Phase-2 data.")
-    parser.add_argument("--encoder", default="models/encoder", help="Sentence-encoder folder.")
-    parser.add_argument("--reward-model", default="models/reward_model", help="Learned reward folder.")
+    parser.add_argument("--data", required=True, help="Phase-2 data.")
+    parser.add_argument("--encoder", required=True, help="Sentence-encoder folder.")
+    parser.add_argument("--reward-model", required=True, help="Learned reward folder.")
     parser.add_argument("--out", required=True, help="Output adapter folder.")
     parser.add_argument("--checkpoints", required=True, help="Checkpoint folder (not a DVC out; enables resume).")
     parser.add_argument("--live", required=True, help="dvclive folder (the stage's plots).")
@@ -44,21 +49,14 @@ def main() -> None:
         config = dataclasses.replace(config, max_steps=args.max_steps)
     logger.info("warm start %s, seed %d, config %s", args.warm_start, args.seed, to_dict(config))
 
-    metrics = run_grpo_stage(
-        config,
-        load_section(PromptConfig, "prompt", args.params),
-        load_section(RewardConfig, "reward", args.params),
-        warm_start=args.warm_start,
-        data=args.data,
-        encoder_dir=args.encoder,
-        reward_model_dir=args.reward_model,
-        checkpoint_dir=args.checkpoints,
-        out_dir=args.out,
-        live_dir=args.live,
-        plot_path=args.plot,
-        seed=args.seed,
-        encoder_batch_size=load_section(EncoderConfig, "encoder", args.params).batch_size,
-        dry_run=args.dry_run,
+    paths = GRPOPaths(
+        warm_start=Path(args.warm_start), data=Path(args.data), checkpoints=Path(args.checkpoints), out=Path(args.out),
+        encoder=Path(args.encoder), reward_model=Path(args.reward_model), live=Path(args.live), plot=Path(args.plot),
+    )
+    metrics = run_grpo(
+        config, paths, prompt=load_section(PromptConfig, "prompt", args.params),
+        reward=load_section(RewardConfig, "reward", args.params), seed=args.seed,
+        encoder_batch_size=load_section(EncoderConfig, "encoder", args.params).batch_size, dry_run=args.dry_run,
     )
     logger.info("metrics: %s", metrics)
     if not args.dry_run and PartialState().is_main_process:
@@ -66,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

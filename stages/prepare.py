@@ -10,8 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import PrepareConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.loader import load_section, to_dict
+from replyrl.configs.prepare import PrepareConfig
 from replyrl.data.prepare import prepare_rows, source_lines
 from replyrl.io import write_json, write_jsonl
 
@@ -44,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

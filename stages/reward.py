@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import EncoderConfig, RewardConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.encoder import EncoderConfig
+from replyrl.configs.loader import load_section, to_dict
+from replyrl.configs.reward import RewardConfig
 from replyrl.io import atomic_path, write_json
 from replyrl.models.encoder import load_encoder
 from replyrl.rewards import HeuristicReward, LearnedReward
@@ -99,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

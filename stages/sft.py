@@ -7,27 +7,37 @@ losses. Rerunning a killed run resumes from its last checkpoint when the params 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from pathlib import Path
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import SFT_DATA, SFT_METHODS, PromptConfig, RewardConfig, SFTStageConfig, load_section
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.loader import load_section
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.reward import RewardConfig
+from replyrl.configs.sft import SFT_DATA, SFT_METHODS, SFTStageConfig
 from replyrl.training.sft import SFTPaths, run_sft
 
 logger = logging.getLogger("stages.sft")
 
-# DVC cannot index a mapping with a matrix value, so the data names resolve to files here.
-DATA_FILES = {
-    "full": "data/processed/full_train.jsonl",
-    "phase1": "data/processed/phases/training_data_phase1_sft.jsonl",
-}
+
+
+def data_file(value: str) -> tuple[str, str]:
+    """``NAME=PATH`` of one `--data-file` option."""
+    name, sep, path = value.partition("=")
+    if not sep or name not in SFT_DATA or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH with NAME one of {SFT_DATA}, got {value!r}")
+    return name, path
 
 
 def main() -> None:
     parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--method", choices=SFT_METHODS, required=True)
-    parser.add_argument("--data", choices=SFT_DATA, required=True)
+    parser.add_argument("--data", choices=SFT_DATA, required=True, help="Which training file (see --data-file).")
+    # DVC cannot index a mapping with a matrix value, so dvc.yaml passes every data name's file.
+    parser.add_argument("--data-file", type=data_file, action="append", required=True, metavar="NAME=PATH",
+                        help="Training file of a data name, e.g. full=data/processed/full_train.jsonl (repeatable).")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--base", required=True, help="Base checkpoint folder (the base stage's output).")
     parser.add_argument("--encoder", required=True, help="Sentence encoder folder (used by polychromic only).")
@@ -38,6 +48,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, help="Override sft.train.max_steps.")
     parser.add_argument("--dry-run", action="store_true", help="Build everything, run 2 steps, keep nothing.")
     args = parser.parse_args()
+    files = dict(args.data_file)
+    if args.data not in files:
+        parser.error(f"--data {args.data} needs a --data-file {args.data}=PATH")
     setup_logging()
 
     config = load_section(SFTStageConfig, "sft", args.params)
@@ -47,16 +60,17 @@ def main() -> None:
     reward = load_section(RewardConfig, "reward", args.params)
     paths = SFTPaths(
         base=Path(args.base),
-        train_file=Path(DATA_FILES[args.data]),
+        train_file=Path(files[args.data]),
         checkpoints=Path(args.checkpoints),
         live=Path(args.live_dir),
         out=Path(args.out),
         encoder=Path(args.encoder),
         plot=Path(args.plot),
     )
-    metrics = run_sft(args.method, args.data, args.seed, paths, config, prompt, reward, dry_run=args.dry_run)
+    metrics = run_sft(config, paths, method=args.method, data=args.data, seed=args.seed, prompt=prompt, reward=reward,
+                      dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from replyrl.cli import setup_logging, stage_parser
-from replyrl.config import SplitConfig, load_section, to_dict
+from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.configs.loader import load_section, to_dict
+from replyrl.configs.split import SplitConfig
 from replyrl.data.split import SPLITS, plot_split_distributions, split_rows, split_statistics
 from replyrl.io import atomic_path, read_jsonl, write_json, write_jsonl
 
@@ -39,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

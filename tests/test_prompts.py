@@ -1,4 +1,4 @@
-from replyrl.config import PromptConfig
+from replyrl.configs.prompt import PromptConfig
 from replyrl.models.base import load_base
 from replyrl.prompts import build_prompt
 

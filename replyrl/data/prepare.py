@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from replyrl.config import PrepareConfig
+from replyrl.configs.prepare import PrepareConfig
 from replyrl.data.sample import sample_rows
 from replyrl.data.schema import ID_FIELDS, LIKE_FIELDS, REQUIRED_FIELDS, TEXT_FIELDS, engagement
 

@@ -6,9 +6,6 @@ later stages read only prepared rows and rely on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 TEXT_FIELDS = ("tweet", "reply")
 LIKE_FIELDS = ("tweet_likes", "reply_likes")
 REQUIRED_FIELDS = TEXT_FIELDS + LIKE_FIELDS
@@ -29,18 +26,3 @@ def engagement(tweet_likes: int, reply_likes: int) -> float:
     1.0
     """
     return min(reply_likes / max(tweet_likes, 1), 1.0)
-
-
-def group_key(row: Mapping[str, Any]) -> str:
-    """The tweet a reply belongs to: ``tweet_id`` when present, else the tweet text.
-
-    The split keeps all replies of one group in one split, and evaluation groups replies by it.
-    The prefixes keep an id from colliding with a tweet whose text happens to equal it.
-
-    >>> group_key({"tweet_id": 7, "tweet": "hi"})
-    'id:7'
-    >>> group_key({"tweet": "hi"})
-    'text:hi'
-    """
-    tweet_id = row.get("tweet_id")
-    return f"id:{tweet_id}" if tweet_id is not None else f"text:{row['tweet']}"

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from scipy import stats
 from sklearn.model_selection import train_test_split
 
-from replyrl.config import SplitConfig
-from replyrl.data.schema import group_key
+from replyrl.configs.split import SplitConfig
+from replyrl.data.groups import group_key
 
 logger = logging.getLogger(__name__)
 

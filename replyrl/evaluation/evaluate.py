@@ -8,7 +8,6 @@ and significance tests use each tweet's value averaged over seeds, paired by twe
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from replyrl.config import EvaluateConfig, RewardConfig
+from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.reward import RewardConfig
 from replyrl.evaluation import judge as llm_judge
-from replyrl.io import read_json, read_jsonl
+from replyrl.io import finite_or_none, read_json, read_jsonl
 from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
 from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
@@ -263,7 +263,7 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
             metrics[f"{model}.pass@{k}_ci_low"], metrics[f"{model}.pass@{k}_ci_high"] = low, high
             passk_rows.append({"model": model, "k": k, "pass@k": mean.at[model, f"pass@{k}"],
                                "ci_low": low, "ci_high": high})
-    return {k: _finite(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
+    return {k: finite_or_none(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
 
 
 def significance(per_prompt: pd.DataFrame, config: EvaluateConfig) -> pd.DataFrame:
@@ -298,7 +298,7 @@ def significance_metrics(table: pd.DataFrame) -> dict[str, float | None]:
     """Flat keys ``significance.{model}_vs_{other}.{metric}.{statistic}``."""
     stats = ("mannwhitney_p", "mannwhitney_p_adj", "wilcoxon_p", "wilcoxon_p_adj", "cohens_d")
     return {
-        f"significance.{row.model}_vs_{row.other}.{row.metric}.{stat}": _finite(getattr(row, stat))
+        f"significance.{row.model}_vs_{row.other}.{row.metric}.{stat}": finite_or_none(getattr(row, stat))
         for row in table.itertuples() for stat in stats
     }
 
@@ -323,9 +323,3 @@ def evaluate(
                     "n_seeds": len(seeds), "bertscore_layer": scorers.bertscore.layer})
     return Evaluation(metrics, per_prompt, passk, table, models, seeds, threshold, grpo_kl,
                       scorers.bertscore.model_dir)
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no NaN/inf: an undefined statistic is written as null."""
-    value = float(value)
-    return value if math.isfinite(value) else None

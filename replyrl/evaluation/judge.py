@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from replyrl.config import JudgeConfig
+from replyrl.configs.evaluate import JudgeConfig
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display on the pipeline machines
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from replyrl.config import EvaluateConfig  # noqa: E402
-from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation  # noqa: E402
-from replyrl.io import save_figure  # noqa: E402
+from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation
+from replyrl.io import new_figure, save_figure
 
 # The recipe's proposed model, which its success criteria are about.
 PROPOSED = "grpo_from_polychromic"
@@ -177,7 +173,7 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
 
 def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
     """Pass@k curve per model with its bootstrap interval."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for model, group in passk.groupby("model", sort=False):
         ax.plot(group["k"], group["pass@k"], marker="o", label=model)
         ax.fill_between(group["k"], group["ci_low"], group["ci_high"], alpha=0.15)
@@ -189,7 +185,7 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
 def plot_diversity_quality(evaluation: Evaluation, path: str | Path) -> None:
     """Semantic diversity against predicted engagement, one point per model (error bars: std over seeds)."""
     m = evaluation.metrics
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for model in evaluation.models:
         x, y = m[f"{model}.semantic_diversity"], m[f"{model}.predicted_engagement"]
         ax.errorbar(x, y, xerr=m[f"{model}.semantic_diversity_std"], yerr=m[f"{model}.predicted_engagement_std"],

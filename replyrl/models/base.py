@@ -33,8 +33,8 @@ def _source(model: str) -> tuple[str, dict]:
 
 
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
-    """Tokenizer of `base.model`, with a pad token set (generation and batching need one)."""
-    path, kwargs = _source(model)
+    """Tokenizer of `base.model` or of an exported folder, with a pad token set (batching needs one)."""
+    path, kwargs = _source(str(model))
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -65,8 +65,6 @@ def export_base(model: str, out_dir: str | Path) -> None:
 
 def load_base(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load an exported base folder (`models/base/`): model and tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return model, tokenizer

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from replyrl.config import RewardConfig
+from replyrl.configs.reward import RewardConfig
 from replyrl.rewards.heuristic import HeuristicReward
 from replyrl.rewards.learned import LearnedReward
 

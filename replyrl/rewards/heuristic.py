@@ -31,7 +31,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 from textblob import TextBlob
 
-from replyrl.config import HeuristicRewardConfig
+from replyrl.configs.reward import HeuristicRewardConfig
 from replyrl.models.encoder import encode_pairs
 
 # TextBlob's own tokenizer needs NLTK data that cannot be downloaded offline; a regex word is

@@ -28,8 +28,8 @@ from sentence_transformers import SentenceTransformer
 from torch import nn
 from tqdm.auto import tqdm
 
-from replyrl.config import LearnedRewardConfig
-from replyrl.data.schema import group_key
+from replyrl.configs.reward import LearnedRewardConfig
+from replyrl.data.groups import group_key
 from replyrl.models.encoder import encode_pairs
 
 logger = logging.getLogger(__name__)

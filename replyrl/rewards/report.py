@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from replyrl.io import read_jsonl, save_figure
+from replyrl.io import finite_or_none, new_figure, read_jsonl, save_figure
 from replyrl.rewards import Reward
 
 
@@ -29,17 +28,12 @@ def read_pairs(path: str | Path) -> list[dict]:
     return rows
 
 
-def _finite(value: float) -> float | None:
-    # A constant score has no correlation; JSON (and `dvc metrics`) cannot hold NaN, so it becomes null.
-    return float(value) if math.isfinite(value) else None
-
-
 def correlation_metrics(scores: np.ndarray, engagement: np.ndarray) -> dict[str, float | None]:
     """Pearson and Spearman correlation of ``scores`` with ``engagement``, and their mean squared error."""
     constant = np.ptp(scores) == 0 or np.ptp(engagement) == 0
     return {
-        "pearson": None if constant else _finite(stats.pearsonr(scores, engagement).statistic),
-        "spearman": None if constant else _finite(stats.spearmanr(scores, engagement).statistic),
+        "pearson": None if constant else finite_or_none(stats.pearsonr(scores, engagement).statistic),
+        "spearman": None if constant else finite_or_none(stats.spearmanr(scores, engagement).statistic),
         "mse": float(np.mean((np.asarray(scores, dtype=np.float64) - engagement) ** 2)),
     }
 
@@ -68,12 +62,7 @@ def plot_rewards(scores: Mapping[str, np.ndarray], engagement: np.ndarray, path:
     The calibration panel bins pairs by score deciles and plots each bin's mean engagement against
     its mean score; a calibrated engagement predictor lies on the diagonal.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(scores), 2, figsize=(10, 4 * len(scores)), squeeze=False)
+    fig, axes = new_figure(len(scores), 2, figsize=(10, 4 * len(scores)), squeeze=False)
     for (name, score), (scatter, calib) in zip(scores.items(), axes, strict=True):
         scatter.scatter(score, engagement, s=6, alpha=0.3)
         scatter.set(xlabel=f"{name} reward", ylabel="engagement", title=f"{name}: test pairs")

@@ -1,9 +1,11 @@
-"""Resume a killed training run from its last checkpoint, but only if nothing it depends on changed.
+"""Resumable training runs: resume a killed run from its last checkpoint, but only if nothing it
+depends on changed; write the result atomically; run a quick dry run that keeps nothing.
 
 Checkpoints live outside DVC outs (DVC deletes a stage's outs before rerunning it), in a folder such
 as `checkpoints/sft/<variant>/seed_<seed>/`. Next to them sits `fingerprint.json`: a hash of the exact
 params and the content of the inputs. A rerun with the same fingerprint continues from the last
-checkpoint; any difference wipes the folder and starts fresh, saying why.
+checkpoint; any difference wipes the folder and starts fresh, saying why. `ResumableRun` wraps this
+for the `sft` and `grpo` stages.
 """
 
 from __future__ import annotations
@@ -12,13 +14,17 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
+from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
+
+from replyrl.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +97,47 @@ def resume_checkpoint(checkpoint_dir: str | Path, fingerprint: dict[str, Any]) -
     if last is not None:
         logger.info("resuming from %s", last)
     return last
+
+
+class ResumableRun:
+    """The checkpoint folder a training run uses, the checkpoint it resumes from, and how it ends.
+
+    Use as a context manager. In a dry run the checkpoints and the dvclive folder go to a scratch
+    folder that is deleted on exit, nothing is resumed and :meth:`finish` writes nothing.
+    """
+
+    def __init__(self, checkpoints: str | Path, fingerprint: dict[str, Any], dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self._scratch = tempfile.TemporaryDirectory(prefix="replyrl-dry-run-") if dry_run else None
+        self.checkpoints = Path(self._scratch.name, "checkpoints") if self._scratch else Path(checkpoints)
+        self.resume = None if dry_run else resume_checkpoint(self.checkpoints, fingerprint)
+
+    def __enter__(self) -> ResumableRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    @property
+    def resumed_from_step(self) -> int:
+        return int(Path(self.resume).name.split("-")[-1]) if self.resume else 0
+
+    def live_dir(self, live: str | Path | None) -> Path | None:
+        """Where dvclive writes: ``live``, or the scratch folder in a dry run."""
+        return Path(self._scratch.name, "live") if self._scratch else (Path(live) if live is not None else None)
+
+    def finish(self, trainer: Trainer, out: str | Path | None, write: Callable[[Path], None]) -> bool:
+        """After training: ``write(tmp)`` fills ``out`` atomically, then the checkpoints are deleted.
+
+        Only the main process writes (under `accelerate launch` all wait for it); a dry run or
+        ``out`` None writes nothing and keeps the checkpoints. Returns whether this process wrote.
+        """
+        trainer.accelerator.wait_for_everyone()
+        if self.dry_run or out is None or not trainer.is_world_process_zero():
+            return False
+        with atomic_path(out) as tmp:
+            write(tmp)
+        # A finished run must not "resume" into a no-op when the stage is forced to rerun.
+        shutil.rmtree(self.checkpoints)
+        return True

@@ -9,8 +9,8 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
-from replyrl.generation import SamplingConfig, generate_replies
 from replyrl.io import read_jsonl, write_jsonl
+from replyrl.sampling import SamplingConfig, generate_replies
 from replyrl.training.grpo_rewards import RewardFunc
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
-from replyrl.config import RewardConfig
+from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.reward import RewardConfig
 from replyrl.metrics.diversity import distance_to_others
 from replyrl.models.encoder import encode
 from replyrl.rewards import Reward, load_reward
@@ -94,3 +95,13 @@ def build_reward_funcs(
         else as_reward_func(load_reward(name, reward_config, encoder, reward_model_dir, batch_size))
         for name in names
     ]
+
+
+def reward_weights(config: GRPOStageConfig) -> dict[str, float]:
+    """Name -> weight of every reward term GRPO sums (zero-weight terms left out)."""
+    task = {"heuristic": {"heuristic": 1.0}, "learned": {"learned": 1.0},
+            "mix": {"heuristic": config.mix_heuristic_weight, "learned": config.mix_learned_weight}}[config.reward_type]
+    weights = {name: w for name, w in task.items() if w > 0}
+    if config.diversity_weight > 0:
+        weights[DIVERSITY] = config.diversity_weight
+    return weights

@@ -17,7 +17,7 @@ compared like with like.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from trl import SFTConfig, SFTTrainer
 
+from replyrl.configs.sft import PolychromicTermConfig
 from replyrl.metrics.diversity import semantic_diversity
 from replyrl.models.encoder import encode
 
@@ -33,28 +34,15 @@ TWEET_COLUMN = "tweet"
 
 
 @dataclass
-class PolychromicSFTConfig(SFTConfig):
-    r"""`SFTConfig` plus the set-level term. The dataset needs a `tweet` column (the quality's input)."""
+class PolychromicSFTConfig(SFTConfig, PolychromicTermConfig):
+    """`SFTConfig` plus the set-level term's fields (declared, with their help, in `replyrl.configs.sft`).
 
-    polychromic_coef: float = field(default=0.3, metadata={"help": "λ: weight of the set-advantage term."})
-    num_generations: int = field(default=4, metadata={"help": "Replies sampled per prompt to form a set (>= 3)."})
-    generation_steps: int = field(default=5, metadata={"help": "Compute the term every N optimiser steps."})
-    max_generation_prompts: int = field(default=2, metadata={"help": "At most this many prompts of a micro-batch."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the sets."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus mass of the sets."})
-    max_completion_length: int = field(default=24, metadata={"help": "Longest sampled reply, in tokens."})
+    The dataset needs a `tweet` column (the quality's input).
+    """
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.num_generations < 3:
-            raise ValueError(
-                f"num_generations must be >= 3 (leave-one-out needs a pair left), got {self.num_generations}"
-            )
-        if self.generation_steps <= 0 or self.max_generation_prompts <= 0:
-            raise ValueError(
-                "generation_steps and max_generation_prompts must be > 0, "
-                f"got {self.generation_steps} and {self.max_generation_prompts}"
-            )
+        super().__post_init__()  # TRL's checks; they do not chain on to the term's
+        self.check_term()
 
 
 def set_score(quality: np.ndarray, embeddings: np.ndarray) -> float:

@@ -8,11 +8,8 @@ resumable checkpoints. The method only picks the trainer class and its extra con
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,21 +17,24 @@ from typing import Any
 
 from datasets import Dataset
 from peft import LoraConfig
-from sklearn.model_selection import GroupShuffleSplit
 from transformers import PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from replyrl.config import PromptConfig, RewardConfig, SFTStageConfig, to_dict
-from replyrl.data.schema import group_key
-from replyrl.io import atomic_path, read_jsonl, save_figure, write_json
+from replyrl.configs.loader import to_dict
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.reward import RewardConfig
+from replyrl.configs.sft import SFT_METHODS, PolychromicTermConfig, SFTStageConfig
+from replyrl.data.groups import holdout_groups
+from replyrl.io import read_jsonl, write_json
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
 from replyrl.models.policy import write_lineage
+from replyrl.models.precision import precision_kwargs
 from replyrl.prompts import build_prompt
 from replyrl.rewards import load_reward
-from replyrl.training.checkpoints import resume_checkpoint, run_fingerprint
+from replyrl.training.checkpoints import ResumableRun, run_fingerprint
 from replyrl.training.polychromic import PolychromicSFTConfig, PolychromicSFTTrainer
-from replyrl.training.precision import precision_kwargs
+from replyrl.training.report import plot_sft_losses
 from replyrl.training.tracking import dvclive_callback
 
 logger = logging.getLogger(__name__)
@@ -65,18 +65,6 @@ def load_sft_rows(path: str | Path) -> list[dict[str, Any]]:
             if not isinstance(row.get(name), str) or not row[name].strip():
                 raise ValueError(f"{path}: row {number}: field {name!r} must be a non-empty string, got {row.get(name)!r}")
     return rows
-
-
-def split_validation(
-    rows: Sequence[dict[str, Any]], fraction: float, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Hold out ``fraction`` of the tweets (all replies of a tweet on one side) for validation."""
-    groups = [group_key(row) for row in rows]
-    if len(set(groups)) < 2:
-        raise ValueError(f"need at least 2 distinct tweets to carve a validation split, got {len(set(groups))}")
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    train_idx, val_idx = next(splitter.split(rows, groups=groups))
-    return [rows[i] for i in train_idx], [rows[i] for i in val_idx]
 
 
 def prompt_completion_dataset(
@@ -117,9 +105,8 @@ def trainer_config(
     )
     if method == "baseline":
         return SFTConfig(**kwargs)
-    polychromic = to_dict(config.polychromic)
-    polychromic.pop("quality")  # picks the quality function, not a trainer setting
-    return PolychromicSFTConfig(**kwargs, **polychromic)
+    term = {f.name: getattr(config.polychromic, f.name) for f in dataclasses.fields(PolychromicTermConfig)}
+    return PolychromicSFTConfig(**kwargs, **term)
 
 
 def dry_run_config(config: SFTStageConfig) -> SFTStageConfig:
@@ -166,76 +153,41 @@ def _polychromic_kwargs(config: SFTStageConfig, paths: SFTPaths, reward: RewardC
     return {"encoder": encoder, "quality_fn": quality_fn}
 
 
-def plot_losses(log_history: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """PNG of train/eval loss (and, for polychromic, CE and set diversity): `dvc plots` HTML needs the network."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def series(key: str) -> tuple[list[int], list[float]]:
-        rows = [row for row in log_history if key in row]
-        return [row["step"] for row in rows], [row[key] for row in rows]
-
-    polychromic = any("polychromic/set_diversity" in row for row in log_history)
-    fig, axes = plt.subplots(1, 2 if polychromic else 1, figsize=(12 if polychromic else 6, 4), squeeze=False)
-    losses = axes[0][0]
-    for key, label in [("loss", "train loss"), ("ce_loss", "train CE"), ("eval_loss", "eval loss (CE)")]:
-        steps, values = series(key)
-        if steps:
-            losses.plot(steps, values, marker="o" if key == "eval_loss" else None, label=label)
-    losses.set(xlabel="step", title="loss")
-    losses.legend()
-    if polychromic:
-        diversity = axes[0][1]
-        diversity.plot(*series("polychromic/set_diversity"), label="set diversity")
-        diversity.plot(*series("polychromic/set_score"), label="f(set)")
-        diversity.set(xlabel="step", title="sampled sets")
-        diversity.legend()
-    save_figure(fig, path)
-
-
 def run_sft(
+    config: SFTStageConfig,
+    paths: SFTPaths,
+    *,
     method: str,
     data: str,
     seed: int,
-    paths: SFTPaths,
-    config: SFTStageConfig,
     prompt: PromptConfig,
     reward: RewardConfig | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Train one SFT variant; write the adapter folder to ``paths.out`` unless ``dry_run``.
+    """Train one SFT variant (``method`` on the ``data`` file, one seed); return its run metrics.
 
-    The folder holds the LoRA adapter, the tokenizer, `params.json` and `lineage.json`, so
-    `replyrl.models.policy.load_policy(paths.out)` loads the tuned policy. Returns run metrics.
+    The adapter folder ``paths.out`` holds the LoRA adapter, the tokenizer, `params.json` and
+    `lineage.json`, so `replyrl.models.policy.load_policy(paths.out)` loads the tuned policy.
+    ``dry_run`` trains two steps in a scratch folder and writes nothing.
     """
-    if method not in ("baseline", "polychromic"):
-        raise ValueError(f"unknown SFT method {method!r}; choose 'baseline' or 'polychromic'")
+    if method not in SFT_METHODS:
+        raise ValueError(f"unknown SFT method {method!r}; choose one of {SFT_METHODS}")
     if dry_run:
         config = dry_run_config(config)
     record = run_record(config, method, data, seed, paths, prompt, reward)
     logger.info("sft run: %s", record)
 
     model, tokenizer = load_base(paths.base)
-    rows = load_sft_rows(paths.train_file)
-    train_rows, val_rows = split_validation(rows, config.validation_fraction, seed)
+    train_rows, val_rows = holdout_groups(load_sft_rows(paths.train_file), config.validation_fraction, seed)
     logger.info("%s: %d training rows, %d validation rows", paths.train_file, len(train_rows), len(val_rows))
-
-    with contextlib.ExitStack() as stack:
-        checkpoints, live = paths.checkpoints, paths.live
-        if dry_run:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sft-dry-run-")))
-            checkpoints, live = scratch / "checkpoints", scratch / "live"
-        args = trainer_config(config, method, data, seed, checkpoints)
+    inputs = [paths.base, paths.train_file] + ([paths.encoder] if method == "polychromic" else [])
+    with ResumableRun(paths.checkpoints, run_fingerprint(record, inputs), dry_run) as run:
         trainer_cls, extra = (SFTTrainer, {}) if method == "baseline" else (
             PolychromicSFTTrainer, _polychromic_kwargs(config, paths, reward))
-        inputs = [paths.base, paths.train_file] + ([paths.encoder] if method == "polychromic" else [])
-        resume = resume_checkpoint(checkpoints, run_fingerprint(record, inputs))
-        live_callback = dvclive_callback(live)
+        live_callback = dvclive_callback(run.live_dir(paths.live))
         trainer = trainer_cls(
             model=model,
-            args=args,
+            args=trainer_config(config, method, data, seed, run.checkpoints),
             train_dataset=prompt_completion_dataset(train_rows, tokenizer, prompt),
             eval_dataset=prompt_completion_dataset(val_rows, tokenizer, prompt),
             processing_class=tokenizer,
@@ -243,29 +195,26 @@ def run_sft(
             callbacks=[live_callback],
             **extra,
         )
-        result = trainer.train(resume_from_checkpoint=resume)
+        result = trainer.train(resume_from_checkpoint=run.resume)
         state = trainer.state
         metrics = {
             "best_eval_loss": state.best_metric,
             "best_step": state.best_global_step,
             "steps": state.global_step,
-            "resumed_from_step": int(Path(resume).name.split("-")[-1]) if resume else 0,
+            "resumed_from_step": run.resumed_from_step,
             "train_minutes": result.metrics["train_runtime"] / 60,  # this call only, when resumed
             "train_rows": len(train_rows),
             "validation_rows": len(val_rows),
         }
         live_callback.write_summary(metrics)
 
-    trainer.accelerator.wait_for_everyone()
-    if not dry_run and paths.out is not None and trainer.is_world_process_zero():
-        with atomic_path(paths.out) as tmp:
+        def write(folder: Path) -> None:
             # load_best_model_at_end put the best checkpoint's adapter back into the model.
-            trainer.model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            write_json(tmp / PARAMS_FILE, record)
-            write_lineage(tmp, paths.base, [])
-        if paths.plot is not None:
-            plot_losses(trainer.state.log_history, paths.plot)
-        # A finished run must not "resume" into a no-op when the stage is forced to rerun.
-        shutil.rmtree(paths.checkpoints)
+            trainer.model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            write_json(folder / PARAMS_FILE, record)
+            write_lineage(folder, paths.base, [])
+
+        if run.finish(trainer, paths.out, write) and paths.plot is not None:
+            plot_sft_losses(state.log_history, paths.plot)
     return metrics

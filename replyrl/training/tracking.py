@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import PartialState
-from dvclive import Live
 from transformers.integrations import DVCLiveCallback
+
+from dvclive import Live
 
 
 class StepDVCLiveCallback(DVCLiveCallback):

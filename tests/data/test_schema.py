@@ -1,6 +1,7 @@
 import pytest
 
-from replyrl.data.schema import engagement, group_key
+from replyrl.data.groups import group_key
+from replyrl.data.schema import engagement
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from replyrl.config import SplitConfig
-from replyrl.data.schema import group_key
+from replyrl.configs.split import SplitConfig
+from replyrl.data.groups import group_key
 from replyrl.data.split import QUARTILES, assign_quartiles, plot_split_distributions, split_rows, split_statistics
 from replyrl.io import write_json, write_jsonl
-
 
 
 def _rows(n_tweets=1500, max_replies=4, seed=0):

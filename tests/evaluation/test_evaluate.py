@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from replyrl.config import EvaluateConfig, PassAtKConfig
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
 from replyrl.evaluation.evaluate import evaluate, load_generations, read_grpo_kl
 from replyrl.io import write_json, write_jsonl
 from tests.evaluation.conftest import make_rows

@@ -7,7 +7,8 @@ import sys
 
 import yaml
 
-from replyrl.config import EvaluateConfig, PassAtKConfig, PromptConfig
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
+from replyrl.configs.prompt import PromptConfig
 from replyrl.evaluation.generate import generate_for_model, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
 from replyrl.models.policy import load_policy

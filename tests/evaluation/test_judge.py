@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from replyrl.config import EvaluateConfig, JudgeConfig, PassAtKConfig
+from replyrl.configs.evaluate import EvaluateConfig, JudgeConfig, PassAtKConfig
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.judge import Comparison, JudgmentCache, judge
 from tests.evaluation.conftest import make_rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replyrl.config import EvaluateConfig
+from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.report import check_criteria, plot_diversity_quality, plot_passk, render_report
 from tests.evaluation.conftest import make_rows

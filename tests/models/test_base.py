@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from replyrl.config import PromptConfig
-from replyrl.generation import SamplingConfig, generate_replies
+from replyrl.configs.prompt import PromptConfig
 from replyrl.models.base import PACKAGED_SMOLLM2, export_base, load_base
 from replyrl.models.encoder import PACKAGED_MINILM, encode, export_encoder, load_encoder
 from replyrl.prompts import build_prompts
+from replyrl.sampling import SamplingConfig, generate_replies
 
 
 def test_exporting_a_local_folder_keeps_weights_and_tokenizer(tiny_base_dir, tmp_path):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from replyrl.config import HeuristicRewardConfig, RewardConfig, from_dict
+from replyrl.configs.loader import from_dict
+from replyrl.configs.reward import HeuristicRewardConfig, RewardConfig
 from replyrl.rewards.heuristic import (
     HeuristicReward,
     generic_multipliers,
@@ -101,7 +102,7 @@ def test_mismatched_lengths_are_rejected(random_encoder):
 
 
 def test_config_rejects_bad_values_and_unknown_keys():
-    with pytest.raises(ValueError, match="generic_multiplier must be in \\[0, 1\\], got 2"):
+    with pytest.raises(ValueError, match="reward.heuristic.generic_multiplier: 2.0 is not allowed; must be in \\[0, 1\\]"):
         from_dict(RewardConfig, {"heuristic": {"generic_multiplier": 2.0}}, "params.yaml: reward")
     with pytest.raises(ValueError, match="unknown key\\(s\\) \\['relevance_wieght'\\]"):
         from_dict(RewardConfig, {"heuristic": {"relevance_wieght": 0.3}}, "params.yaml: reward")

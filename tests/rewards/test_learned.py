@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from replyrl.config import LearnedRewardConfig, RewardConfig
+from replyrl.configs.reward import LearnedRewardConfig, RewardConfig
 from replyrl.rewards import REWARDS, HeuristicReward, LearnedReward, Reward, load_reward
 from replyrl.rewards.learned import train_reward_model, validation_mask
 

@@ -10,14 +10,17 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from replyrl.config import GRPOLoraConfig, GRPOStageConfig, PromptConfig
-from replyrl.io import read_json, read_jsonl
+from replyrl.configs.grpo import GRPOLoraConfig, GRPOStageConfig
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.reward import RewardConfig
+from replyrl.io import read_json, read_jsonl, write_jsonl
 from replyrl.metrics.diversity import distance_to_others
 from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, write_lineage
 from replyrl.prompts import build_prompt
-from replyrl.training.checkpoints import run_fingerprint
-from replyrl.training.grpo import SAMPLES_FILE, build_trainer, phase2_dataset, summarize, train_grpo
+from replyrl.training.grpo import SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
+from replyrl.training.grpo_trainer import build_trainer
+from replyrl.training.report import summarize_grpo
 from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
 
 # Two rows share a tweet id: GRPO must see that tweet once.
@@ -31,7 +34,7 @@ def tiny_config(**overrides) -> GRPOStageConfig:
     settings = dict(
         num_generations=3, prompts_per_step=2, max_completion_length=6, max_steps=2, save_steps=1,
         learning_rate=1e-2,  # large, so a two-step run visibly moves the adapter
-        bf16="false", sample_every=1, sample_prompts=2,
+        bf16=False, sample_every=1, sample_prompts=2,
         lora=GRPOLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
     )
     return GRPOStageConfig(**{**settings, **overrides})
@@ -82,6 +85,17 @@ def warm_start(tiny_base_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     tokenizer.save_pretrained(out)
     write_lineage(out, tiny_base_dir, [])
     return out
+
+
+@pytest.fixture(scope="module")
+def phase2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("phase2") / "phase2.jsonl"
+    write_jsonl(path, ROWS)
+    return path
+
+
+def train(config: GRPOStageConfig, paths: GRPOPaths, reward_funcs: list) -> dict:
+    return run_grpo(config, paths, prompt=PROMPT, reward=RewardConfig(), seed=0, reward_funcs=reward_funcs)
 
 
 def logits(model: torch.nn.Module, tokenizer, text: str = "a tweet and its reply") -> torch.Tensor:
@@ -144,7 +158,7 @@ def test_summary_compares_the_first_and_last_tenth_of_steps_rounded_up():
     rewards = [0.1, 0.3, *[0.5] * 10, 0.7, 0.9]
     history = [{"step": i + 1, "reward": r, "kl": 0.01 * i, "frac_reward_zero_std": 0.0, "step_time": 2.0,
                 "rewards/heuristic/mean": r / 2} for i, r in enumerate(rewards)] + [{"train_runtime": 30.0}]
-    metrics = summarize(history, ["heuristic"], kl_alarm=0.1)
+    metrics = summarize_grpo(history, ["heuristic"], kl_alarm=0.1)
     assert metrics["steps"] == 14 and metrics["train_time_s"] == 28.0
     assert metrics["reward/first_10pct"] == pytest.approx(0.2) and metrics["reward/last_10pct"] == pytest.approx(0.8)
     assert metrics["reward/delta"] == pytest.approx(0.6)
@@ -187,15 +201,12 @@ def test_step0_policy_is_the_warm_start(warm_start: Path):
     assert trainer._metrics["train"]["advantages/clipped_frac"][-1] > 0
 
 
-def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start: Path, tmp_path: Path):
+def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start: Path, phase2_file: Path, tmp_path: Path):
     reward, seen = LengthReward(), []
     out, live = tmp_path / "out", tmp_path / "live"
-    metrics = train_grpo(
-        tiny_config(), warm_start=warm_start, rows=ROWS, prompt_config=PROMPT,
-        reward_funcs=[as_reward_func(reward), alignment_check(seen)], reward_weights=[1.0, 0.0], seed=0,
-        checkpoint_dir=tmp_path / "ckpt", out_dir=out, live_dir=live, fingerprint=run_fingerprint({"t": 1}, []),
-        plot_path=tmp_path / "curves.png",
-    )
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ckpt", out=out, live=live,
+                      plot=tmp_path / "curves.png")
+    metrics = train(tiny_config(), paths, [(as_reward_func(reward), 1.0), (alignment_check(seen), 0.0)])
     assert metrics["steps"] == 2 and metrics["kl/alarm_steps"] == 0 and (tmp_path / "curves.png").exists()
     # KL is measured before the first update, when policy and reference are the same model.
     kl_rows = (live / "plots/metrics/kl.tsv").read_text().splitlines()  # header, then step 1
@@ -225,18 +236,16 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
     assert all(row["tweet"] == TWEET_OF[row["group_id"]] and "length" in row["rewards"] for row in samples)
 
 
-def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, tmp_path: Path):
+def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, phase2_file: Path, tmp_path: Path):
     config = tiny_config(max_steps=3, sample_every=100, sample_prompts=1)
-    run = dict(warm_start=warm_start, rows=ROWS, prompt_config=PROMPT, reward_weights=[1.0], seed=0,
-               checkpoint_dir=tmp_path / "ckpt", out_dir=tmp_path / "out", live_dir=None,
-               fingerprint=run_fingerprint({"t": 2}, []))
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ckpt", out=tmp_path / "out")
     with pytest.raises(FloatingPointError, match="reward 'length' returned nan"):
-        train_grpo(config, reward_funcs=[as_reward_func(LengthReward(nan_on_training_call=2))], **run)
+        train(config, paths, [(as_reward_func(LengthReward(nan_on_training_call=2)), 1.0)])
     assert sorted(p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")) == ["checkpoint-1"]
     assert not (tmp_path / "out").exists()
 
     reward = LengthReward()
-    metrics = train_grpo(config, reward_funcs=[as_reward_func(reward)], **run)
+    metrics = train(config, paths, [(as_reward_func(reward), 1.0)])
     assert metrics["resumed_from_step"] == 1 and metrics["steps"] == 3
     assert reward.training_calls == 2  # only steps 2 and 3 were run again
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()

@@ -8,7 +8,9 @@ import pytest
 import torch
 from trl import SFTTrainer
 
-from replyrl.config import PromptConfig, SFTStageConfig, from_dict
+from replyrl.configs.loader import from_dict
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.sft import SFTStageConfig
 from replyrl.io import write_jsonl
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
@@ -27,7 +29,7 @@ ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet {i} about dogs", "reply": "what a
 def tiny_config(coef: float = 0.3) -> SFTStageConfig:
     return from_dict(SFTStageConfig, {
         "validation_fraction": 0.25,
-        "train": {"max_steps": 2, "logging_steps": 1, "eval_steps": 2, "save_steps": 2, "bf16": "false",
+        "train": {"max_steps": 2, "logging_steps": 1, "eval_steps": 2, "save_steps": 2, "bf16": False,
                   "per_device_train_batch_size": 2, "learning_rate": 1e-2},
         "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},  # no dropout: two forwards see the same model
         "polychromic": {"polychromic_coef": coef, "num_generations": 3, "generation_steps": 1,
@@ -114,7 +116,7 @@ def test_short_run_logs_ce_and_set_diversity_separately(tmp_path, tiny_base_dir,
     write_jsonl(train_file, ROWS)
     paths = SFTPaths(base=tiny_base_dir, train_file=train_file, checkpoints=tmp_path / "ck", live=tmp_path / "live",
                      out=tmp_path / "out", encoder=encoder_dir, plot=tmp_path / "losses.png")
-    run_sft("polychromic", "full", 0, paths, tiny_config(), PROMPT)
+    run_sft(tiny_config(), paths, method="polychromic", data="full", seed=0, prompt=PROMPT)
     metrics = tmp_path / "live" / "plots" / "metrics"
     for name in ("ce_loss", "loss", "polychromic/term", "polychromic/set_diversity"):
         assert len(pd.read_csv(metrics / f"{name}.tsv", sep="\t")) == 2, name

@@ -10,12 +10,15 @@ import pytest
 import torch
 from trl import SFTTrainer
 
-from replyrl.config import PromptConfig, SFTStageConfig, from_dict
-from replyrl.generation import SamplingConfig, generate_replies
+from replyrl.configs.loader import from_dict
+from replyrl.configs.prompt import PromptConfig
+from replyrl.configs.sft import SFTStageConfig
+from replyrl.data.groups import holdout_groups
 from replyrl.io import read_json, write_jsonl
 from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, read_lineage
 from replyrl.prompts import build_prompt
+from replyrl.sampling import SamplingConfig, generate_replies
 from replyrl.training.checkpoints import FINGERPRINT_FILE
 from replyrl.training.sft import (
     PARAMS_FILE,
@@ -24,7 +27,6 @@ from replyrl.training.sft import (
     lora_config,
     prompt_completion_dataset,
     run_sft,
-    split_validation,
     trainer_config,
 )
 
@@ -35,7 +37,7 @@ ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet {i} about cats", "reply": "so tru
 
 def tiny_config(**train) -> SFTStageConfig:
     settings = dict(max_steps=6, logging_steps=1, eval_steps=3, save_steps=3, learning_rate=1e-2,
-                    per_device_train_batch_size=4, per_device_eval_batch_size=8, warmup_steps=0.0, bf16="false")
+                    per_device_train_batch_size=4, per_device_eval_batch_size=8, warmup_steps=0.0, bf16=False)
     return from_dict(SFTStageConfig, {
         "validation_fraction": 0.25,
         "train": {**settings, **train},
@@ -59,7 +61,7 @@ def train_file(tmp_path_factory) -> Path:
 def trained(tmp_path_factory, tiny_base_dir, train_file) -> tuple[SFTPaths, dict]:
     """One finished baseline run, shared by the tests that only read its outputs."""
     paths = paths_in(tmp_path_factory.mktemp("run"), tiny_base_dir, train_file)
-    return paths, run_sft("baseline", "full", 42, paths, tiny_config(), PROMPT)
+    return paths, run_sft(tiny_config(), paths, method="baseline", data="full", seed=42, prompt=PROMPT)
 
 
 def test_prompt_tokens_are_masked_and_reply_ends_with_eos(tiny_base_dir, tmp_path):
@@ -111,10 +113,10 @@ def test_resume_continues_from_last_complete_checkpoint(tmp_path, tiny_base_dir,
     paths = paths_in(tmp_path, tiny_base_dir, train_file)
     config = tiny_config(max_steps=4, eval_steps=2, save_steps=2)
     # Without an output folder the checkpoints stay, as they do when a run is killed.
-    run_sft("baseline", "full", 0, dataclasses.replace(paths, out=None), config, PROMPT)
+    run_sft(config, dataclasses.replace(paths, out=None), method="baseline", data="full", seed=0, prompt=PROMPT)
     # Killed while saving step 4: its trainer state (written last) is missing, step 2 is complete.
     (paths.checkpoints / "checkpoint-4" / "trainer_state.json").unlink()
-    metrics = run_sft("baseline", "full", 0, paths, config, PROMPT)
+    metrics = run_sft(config, paths, method="baseline", data="full", seed=0, prompt=PROMPT)
     assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 4
     # The plots hold the whole run: the resumed history was replayed before new steps were logged.
     assert list(pd.read_csv(paths.live / "plots/metrics/loss.tsv", sep="\t")["step"]) == [1, 2, 3, 4]
@@ -122,24 +124,24 @@ def test_resume_continues_from_last_complete_checkpoint(tmp_path, tiny_base_dir,
 
 def test_changed_params_start_fresh(tmp_path, tiny_base_dir, train_file, caplog):
     paths = dataclasses.replace(paths_in(tmp_path, tiny_base_dir, train_file), out=None)
-    run_sft("baseline", "full", 0, paths, tiny_config(max_steps=2, eval_steps=2, save_steps=2), PROMPT)
+    run_sft(tiny_config(max_steps=2, eval_steps=2, save_steps=2), paths, method="baseline", data="full", seed=0, prompt=PROMPT)
     assert (paths.checkpoints / FINGERPRINT_FILE).exists()
     changed = tiny_config(max_steps=2, eval_steps=2, save_steps=2, learning_rate=5e-3)
-    metrics = run_sft("baseline", "full", 0, paths, changed, PROMPT)
+    metrics = run_sft(changed, paths, method="baseline", data="full", seed=0, prompt=PROMPT)
     assert metrics["resumed_from_step"] == 0
     assert "params.train" in caplog.text  # the log says what changed
 
 
 def test_dry_run_writes_nothing(tmp_path, tiny_base_dir, train_file):
     paths = paths_in(tmp_path, tiny_base_dir, train_file)
-    metrics = run_sft("baseline", "full", 0, paths, tiny_config(), PROMPT, dry_run=True)
+    metrics = run_sft(tiny_config(), paths, method="baseline", data="full", seed=0, prompt=PROMPT, dry_run=True)
     assert metrics["steps"] == 2
     assert not any(p.exists() for p in (paths.out, paths.live, paths.checkpoints, paths.plot))
 
 
 def test_validation_split_keeps_each_tweet_on_one_side():
     rows = [{"tweet_id": f"t{i // 2}", "tweet": f"tweet {i // 2}", "reply": f"reply {i}"} for i in range(40)]
-    train, val = split_validation(rows, 0.25, seed=0)
+    train, val = holdout_groups(rows, 0.25, seed=0)
     assert len(train) + len(val) == 40 and val
     assert not {r["tweet_id"] for r in train} & {r["tweet_id"] for r in val}
 
@@ -156,5 +158,5 @@ def test_config_rejects_bad_values():
         tiny_config(eval_steps=3, save_steps=4)
     with pytest.raises(ValueError, match="unknown key"):
         from_dict(SFTStageConfig, {"train": {"learning_rte": 1.0}}, "params.yaml: sft")
-    with pytest.raises(ValueError, match="num_generations must be >= 3"):
+    with pytest.raises(ValueError, match="sft.polychromic.num_generations: 2 is not allowed; must be >= 3"):
         from_dict(SFTStageConfig, {"polychromic": {"num_generations": 2}}, "params.yaml: sft")

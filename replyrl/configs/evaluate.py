@@ -1,0 +1,115 @@
+"""`evaluate`: one params section for two stages.
+
+`generate` reads (and dvc.yaml lists for it) only the model lists, prompt selection and sampling keys,
+so changing a metric setting reruns `evaluate` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
+
+PASS_JUDGES = ("learned", "heuristic", "llm")
+CORRECTIONS = ("holm", "bonferroni")
+
+
+@dataclass
+class PassAtKConfig:
+    judge: str = help_field(
+        "learned", "Who scores a sample: `learned` (predicted engagement), `heuristic` or `llm` (pairwise vs the human reply)."
+    )
+    threshold: float | None = help_field(
+        None, "A sample passes when its judge score >= this; null = median judge score of the human replies."
+    )
+    k: list[int] = help_field([1, 3, 5, 10], "The k of Pass@k.")
+    bootstrap_samples: int = help_field(1000, "Bootstrap resamples (over prompts) for the CI.")
+    confidence: float = help_field(0.95, "Confidence level of the bootstrap interval.")
+
+    def __post_init__(self) -> None:
+        check(self.judge in PASS_JUDGES, "evaluate.pass_at_k.judge", self.judge, f"choose one of {PASS_JUDGES}")
+        check(bool(self.k) and all(k > 0 for k in self.k), "evaluate.pass_at_k.k", self.k,
+              "must be a non-empty list of positive ints")
+        check_positive(self, "evaluate.pass_at_k", ("bootstrap_samples",))
+        check(0.0 < self.confidence < 1.0, "evaluate.pass_at_k.confidence", self.confidence, "must be in (0, 1)")
+
+
+@dataclass
+class SignificanceConfig:
+    baseline: str = help_field("baseline_full", "Every other model is tested against this one.")
+    pairs: list[list[str]] = help_field([["grpo_from_polychromic", "grpo_from_baseline"]],
+                                        "Extra [model, other] comparisons.")
+    correction: str = help_field("holm", "Multiple-comparison adjustment of the p-values: `holm` or `bonferroni`.")
+    alpha: float = help_field(0.05, "Significance level used in the report.")
+
+    def __post_init__(self) -> None:
+        check(all(len(pair) == 2 for pair in self.pairs), "evaluate.significance.pairs", self.pairs,
+              "must hold [model, other] pairs")
+        check(self.correction in CORRECTIONS, "evaluate.significance.correction", self.correction,
+              f"choose one of {CORRECTIONS}")
+        check(0.0 < self.alpha < 1.0, "evaluate.significance.alpha", self.alpha, "must be in (0, 1)")
+
+
+@dataclass
+class JudgeConfig:
+    enabled: bool = help_field(False, "Run the LLM judge (needs ANTHROPIC_API_KEY; skipped without).")
+    model: str = help_field("claude-haiku-4-5", "Anthropic model id of the judge.")
+    base_url: str | None = help_field(None, "API base URL; null = the SDK default.")
+    max_calls: int = help_field(200, "At most this many new (uncached) API calls per run.")
+    max_tokens: int = help_field(5, "Output token cap; the judge answers A, B or TIE.")
+    input_usd_per_mtok: float = help_field(1.0, "Input price, for the cost estimate printed first.")
+    output_usd_per_mtok: float = help_field(5.0, "Output price, for the cost estimate.")
+    cache: str = help_field(
+        "reports/judge_cache/judgments.jsonl",
+        "Every judgment is appended here as it arrives; cached ones are never paid for twice.",
+    )
+    seed: int = help_field(0, "Seed of the randomised A/B order.")
+
+    def __post_init__(self) -> None:
+        check(self.max_calls >= 0, "evaluate.judge.max_calls", self.max_calls, "must be >= 0")
+        check_positive(self, "evaluate.judge", ("max_tokens",))
+
+
+@dataclass
+class EvaluateConfig:
+    # models: generated per seed of `seeds`; folders models/<base>, models/sft/<name>/seed_<s>, models/grpo/from_<init>/seed_<s>
+    base_models: list[str] = help_field([], "`[base]` also evaluates the untuned base model.")
+    sft_models: list[str] = help_field(
+        ["baseline_full", "polychromic_full"],
+        "SFT adapters; add `baseline_phase1`/`polychromic_phase1` for the GRPO warm-starts.",
+    )
+    grpo_inits: list[str] = help_field(["baseline", "polychromic"], "GRPO runs, named grpo_from_<init>.")
+    # test prompts and sampling (the `generate` stage)
+    max_prompts: int | None = help_field(24, "Evaluate this many test tweets (a seeded random choice); null = all.")
+    prompt_seed: int = help_field(0, "Seed of the choice of test tweets.")
+    n_samples: int = help_field(10, "Sampled replies per tweet (>= the largest k of Pass@k).")
+    temperature: float = help_field(0.8, "Sampling temperature.")
+    top_p: float = help_field(0.95, "Nucleus sampling mass.")
+    max_new_tokens: int = help_field(32, "Longest reply, in tokens.")
+    batch_size: int = help_field(8, "Tweets per `generate` call (each yields n_samples sequences).")
+    bf16: Bf16 = help_field("auto", "Generate with bf16 weights: `auto` (where the hardware runs bf16 natively), true or false.")
+    # metrics (the `evaluate` stage only)
+    pass_at_k: PassAtKConfig = field(default_factory=PassAtKConfig)
+    bertscore_layer: int | None = help_field(None, "Encoder layer whose token embeddings BERTScore compares; null = the last.")
+    significance: SignificanceConfig = field(default_factory=SignificanceConfig)
+    report_examples: int = help_field(5, "Random test tweets shown with every model's samples.")
+    report_seed: int = help_field(0, "Seed of the choice of those tweets.")
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def __post_init__(self) -> None:
+        check(all(name == "base" for name in self.base_models), "evaluate.base_models", self.base_models,
+              "may only be [] or [base]")
+        check(len(set(self.models)) == len(self.models), "evaluate", self.models, "a model is listed twice")
+        check(self.n_samples >= max(self.pass_at_k.k), "evaluate.n_samples", self.n_samples,
+              f"must be >= the largest k of Pass@k ({max(self.pass_at_k.k)})")
+        check(self.max_prompts is None or self.max_prompts > 0, "evaluate.max_prompts", self.max_prompts,
+              "must be > 0 or null")
+        check(self.pass_at_k.judge != "llm" or self.judge.enabled, "evaluate.pass_at_k.judge", self.pass_at_k.judge,
+              "set evaluate.judge.enabled to true as well")
+        check_sampling("evaluate", self.temperature, self.top_p)
+        check_positive(self, "evaluate", ("max_new_tokens", "batch_size"))
+
+    @property
+    def models(self) -> list[str]:
+        """Every evaluated model's name, as used in `data/generations/<name>/` and the metric keys."""
+        return [*self.base_models, *self.sft_models, *(f"grpo_from_{init}" for init in self.grpo_inits)]

@@ -1,0 +1,93 @@
+"""`grpo`: refine each SFT warm-start against the reward with TRL's `GRPOTrainer`.
+
+Names follow TRL's `GRPOConfig` where a value is passed through; the help says where the original
+recipe differs from these CPU-demo values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
+from replyrl.configs.lora import LoraParams
+
+GRPO_REWARD_TYPES = ("heuristic", "learned", "mix")
+GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
+GRPO_SCALE_REWARDS = ("group", "batch", "none")
+
+
+@dataclass
+class GRPOLoraConfig(LoraParams):
+    """The NEW adapter trained on the merged warm-start."""
+
+    SECTION: ClassVar[str] = "grpo.lora"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Dropout would make the policy's and the reference's log-probs differ at step 0 (see disable_dropout).
+        check(self.lora_dropout == 0.0, "grpo.lora.lora_dropout", self.lora_dropout, "must be 0 in RL")
+
+
+@dataclass
+class GRPOStageConfig:
+    # reward
+    reward_type: str = help_field("heuristic", "`heuristic`, `learned`, or `mix` (the two weighted by the mix_* weights).")
+    mix_heuristic_weight: float = help_field(0.5, "Heuristic's weight when reward_type=mix.")
+    mix_learned_weight: float = help_field(0.5, "Learned reward's weight when reward_type=mix.")
+    diversity_weight: float = help_field(
+        0.1, "Weight of the diversity bonus (mean encoder distance to the group's other replies); 0 = off."
+    )
+    # rollouts (the recipe: n_generations 4, temperature 0.8, top_p 0.9)
+    num_generations: int = help_field(4, "Replies sampled per prompt (the GRPO group).")
+    temperature: float = help_field(0.8, "Sampling temperature of the rollouts.")
+    top_p: float = help_field(0.9, "Nucleus sampling threshold of the rollouts.")
+    max_completion_length: int = help_field(32, "Max new tokens per reply.")
+    prompts_per_step: int = help_field(4, "Distinct prompts per micro-batch, each sampled num_generations times.")
+    # objective
+    kl_coeff: float = help_field(
+        0.1, "KL coefficient, passed to TRL as `beta` (TRL's default 0 drops the KL term and reference)."
+    )
+    loss_type: str = help_field(
+        "dapo", "TRL's token aggregation: `dapo` = mean over the batch's tokens (no length bias); "
+                "`grpo` = per-sequence mean first (favours short positive replies).",
+    )
+    scale_rewards: str = help_field("group", "Divide advantages by the std of the `group`, the `batch`, or `none`.")
+    advantage_clip: float = help_field(10.0, "Clip advantages to [-c, c] (the recipe's safeguard).")
+    epsilon: float = help_field(0.2, "PPO ratio clip; inactive with num_iterations=1.")
+    num_iterations: int = help_field(1, "Updates per batch of rollouts (GRPO's mu).")
+    # optimisation
+    learning_rate: float = help_field(1e-3, "AdamW learning rate of the LoRA weights (recipe: 1e-5; see README).")
+    lr_scheduler_type: str = help_field("constant", "transformers scheduler name.")
+    max_grad_norm: float = help_field(1.0, "Gradient-norm clip.")
+    gradient_accumulation_steps: int = help_field(1, "Micro-batches per optimizer step.")
+    max_steps: int = help_field(14, "Optimizer steps (`--max-steps` overrides).")
+    lora: GRPOLoraConfig = field(default_factory=GRPOLoraConfig)
+    bf16: Bf16 = help_field(
+        "auto", "`auto` (bf16 weights + autocast where the hardware runs bf16 natively), true or false."
+    )
+    activation_checkpointing: bool = help_field(
+        False, "Recompute activations in backward: saves memory, costs ~20% time."
+    )
+    # safeguards and logging
+    kl_alarm: float = help_field(10.0, "Warn, and count in the metrics, when the KL exceeds this.")
+    save_steps: int = help_field(10, "Checkpoint every N steps (recipe: 100); reruns resume.")
+    logging_steps: int = help_field(1, "Log metrics every N steps.")
+    sample_every: int = help_field(10, "Write sample generations every N steps (and at the start and end).")
+    sample_prompts: int = help_field(4, "Fixed phase-2 tweets sampled each time.")
+
+    def __post_init__(self) -> None:
+        for name, choices in (("reward_type", GRPO_REWARD_TYPES), ("loss_type", GRPO_LOSS_TYPES),
+                              ("scale_rewards", GRPO_SCALE_REWARDS)):
+            check(getattr(self, name) in choices, f"grpo.{name}", getattr(self, name), f"choose one of {choices}")
+        check(self.num_generations >= 2, "grpo.num_generations", self.num_generations,
+              "must be >= 2 (advantages compare replies in a group)")
+        for name in ("mix_heuristic_weight", "mix_learned_weight", "diversity_weight", "kl_coeff", "epsilon"):
+            check(getattr(self, name) >= 0, f"grpo.{name}", getattr(self, name), "must be >= 0")
+        if self.reward_type == "mix":
+            check(self.mix_heuristic_weight + self.mix_learned_weight > 0, "grpo.mix_heuristic_weight",
+                  self.mix_heuristic_weight, "reward_type mix needs mix_heuristic_weight + mix_learned_weight > 0")
+        check_sampling("grpo", self.temperature, self.top_p)
+        check_positive(self, "grpo", ("max_completion_length", "prompts_per_step", "advantage_clip", "num_iterations",
+                                      "learning_rate", "max_grad_norm", "gradient_accumulation_steps", "max_steps",
+                                      "kl_alarm", "save_steps", "logging_steps", "sample_every", "sample_prompts"))

@@ -1,0 +1,158 @@
+"""The GRPO trainer of the `grpo` stage: TRL's `GRPOTrainer` with the recipe's safeguards, and its config.
+
+Hand-off (a known trap: resuming GRPO "from" a saved SFT adapter often silently trains a fresh
+adapter on the bare base): the trainer gets the warm-start already merged into plain weights and
+adds a NEW LoRA adapter on top. Its B matrices start at zero, so at step 0 the policy is exactly the
+warm-start, and the reference policy (the same model with the adapter disabled) stays the
+warm-start for the whole run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.loader import to_dict
+from replyrl.models.precision import precision_kwargs
+from replyrl.training.grpo_rewards import RewardFunc
+
+# The original recipe's metric names (alias -> TRL's name), logged beside TRL's; dvclive turns
+# `train_x` into `train/x`. The penalty is the KL term as it enters the loss: kl_coeff (TRL's beta) * kl.
+RECIPE_NAMES = {"train_policy_loss": "loss", "train_avg_reward": "reward", "train_reward_std": "reward_std",
+                "train_kl_penalty": "kl"}
+
+
+class ReplyGRPOTrainer(GRPOTrainer):
+    """`GRPOTrainer` plus three things TRL has no option for.
+
+    Advantage clipping (the original recipe's safeguard), a hard stop on a non-finite loss before
+    it reaches the weights, and the original recipe's metric names beside TRL's.
+    """
+
+    def __init__(self, *args: Any, advantage_clip: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.advantage_clip = advantage_clip
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        advantages = output["advantages"]
+        mode = "train" if self.model.training else "eval"
+        # `_metrics` is the buffer TRL averages into each log line; subclasses add their metrics there.
+        clipped = (advantages.abs() > self.advantage_clip).float().mean().item()
+        self._metrics[mode]["advantages/clipped_frac"].append(clipped)
+        output["advantages"] = advantages.clamp(-self.advantage_clip, self.advantage_clip)
+        return output
+
+    def training_step(
+        self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Raised before the optimizer step, so the weights (and every checkpoint) stay the last good ones.
+        if not torch.isfinite(loss).all():
+            raise FloatingPointError(
+                f"non-finite GRPO loss ({loss.item()}) at step {self.state.global_step + 1}; no update was applied. "
+                f"Checkpoints in {self.args.output_dir} hold the last good state; lower grpo.learning_rate or "
+                "check the reward before rerunning"
+            )
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training:
+            # TRL merges its metric buffer into `logs` inside its own log(); read the same buffer here so
+            # the aliases also land in `state.log_history` (replayed into the plots on resume).
+            buffer = self._metrics["train"]
+            for alias, key in RECIPE_NAMES.items():
+                values = [v for v in buffer.get(key, []) if not math.isnan(v)]
+                value = logs.get(key, sum(values) / len(values) if values else None)
+                if value is not None:
+                    logs[alias] = self.beta * value if alias == "train_kl_penalty" else value
+        super().log(logs, start_time)
+
+
+def grpo_args(
+    config: GRPOStageConfig, output_dir: str | Path, seed: int, reward_weights: Sequence[float]
+) -> GRPOConfig:
+    """TRL config with every field whose default changed across TRL versions set explicitly."""
+    per_device = config.prompts_per_step * config.num_generations
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        # objective
+        beta=config.kl_coeff,
+        loss_type=config.loss_type,
+        scale_rewards=config.scale_rewards,
+        epsilon=config.epsilon,
+        num_iterations=config.num_iterations,
+        reward_weights=list(reward_weights),
+        multi_objective_aggregation="sum_then_normalize",  # the recipe: one weighted reward, then group advantages
+        mask_truncated_completions=False,
+        disable_dropout=True,  # dropout would make policy and reference log-probs differ at step 0
+        # rollouts: one generate call per optimizer step covering every prompt's whole group
+        num_generations=config.num_generations,
+        per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        generation_batch_size=per_device * config.gradient_accumulation_steps,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=0,
+        # optimisation
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        max_grad_norm=config.max_grad_norm,
+        max_steps=config.max_steps,
+        activation_checkpointing=config.activation_checkpointing,
+        **precision_kwargs(config.bf16),
+        # checkpoints and logs
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=config.logging_steps,
+        report_to="none",  # dvclive is attached as a callback writing only to the stage's folder
+        log_completions=False,
+        remove_unused_columns=False,  # the reward functions need the `tweet` and `group_id` columns
+        shuffle_dataset=True,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(
+    config: GRPOStageConfig,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    dataset: Dataset,
+    reward_funcs: Sequence[RewardFunc],
+    reward_weights: Sequence[float],
+    output_dir: str | Path,
+    seed: int,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> ReplyGRPOTrainer:
+    """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top."""
+    tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
+    args = grpo_args(config, output_dir, seed, reward_weights)
+    if args.bf16:
+        # TRL generates and scores the reference outside its bf16 autocast, so only bf16 weights put
+        # those (about half of a step) on the hardware's bf16 units. Policy and reference share these
+        # weights: the reference is the warm-start rounded to bf16; the LoRA weights stay float32.
+        model = model.to(torch.bfloat16)
+    lora = LoraConfig(task_type="CAUSAL_LM", **to_dict(config.lora))  # dropout 0: see disable_dropout above
+    return ReplyGRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=list(callbacks),
+        advantage_clip=config.advantage_clip,
+    )
