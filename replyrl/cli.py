@@ -7,8 +7,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from types import SimpleNamespace
 
-from replyrl.configs.loader import ConfigError
+from replyrl.configs.loader import ConfigError, load_section, to_dict
 
 # Nothing may be fetched from a model hub at run time; stage scripts import this module first.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,6 +27,18 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def start_stage(parser: argparse.ArgumentParser, sections: dict[str, type]) -> tuple[argparse.Namespace, SimpleNamespace]:
+    """Parse the arguments, set up logging, load each params ``section`` into its class and log it all.
+
+    Returns the arguments and the configs by section name (``params.grpo``, ``params.prompt``, ...).
+    """
+    args = parser.parse_args()
+    setup_logging()
+    params = {name: load_section(cls, name, args.params) for name, cls in sections.items()}
+    logging.getLogger(parser.prog).info("arguments %s, params %s", vars(args), {k: to_dict(v) for k, v in params.items()})
+    return args, SimpleNamespace(**params)
 
 
 def run_stage(main: Callable[[], None]) -> None:

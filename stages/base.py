@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.base import BaseConfig
-from replyrl.configs.loader import load_section, to_dict
-from replyrl.io import atomic_path
 from replyrl.models.base import export_base
 
 logger = logging.getLogger("base")
@@ -20,14 +18,10 @@ logger = logging.getLogger("base")
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="Output folder (model + tokenizer).")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(BaseConfig, "base", args.params)
-    logger.info("config: %s", to_dict(config))
-
-    with atomic_path(args.out) as tmp:
-        export_base(config.model, tmp)
-    logger.info("wrote %s", args.out)
+    args, params = start_stage(parser, {"base": BaseConfig})
+    model = export_base(params.base.model, args.out)
+    logger.info("wrote %s: %s, %.1fM parameters, vocabulary %d", args.out, type(model).__name__,
+                model.num_parameters() / 1e6, model.config.vocab_size)
 
 
 if __name__ == "__main__":

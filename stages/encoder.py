@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
-from replyrl.configs.loader import load_section, to_dict
-from replyrl.io import atomic_path
 from replyrl.models.encoder import export_encoder
 
 logger = logging.getLogger("encoder")
@@ -20,14 +18,10 @@ logger = logging.getLogger("encoder")
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", required=True, help="Output sentence-transformers folder.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(EncoderConfig, "encoder", args.params)
-    logger.info("config: %s", to_dict(config))
-
-    with atomic_path(args.out) as tmp:
-        export_encoder(config.model, tmp)
-    logger.info("wrote %s", args.out)
+    args, params = start_stage(parser, {"encoder": EncoderConfig})
+    encoder = export_encoder(params.encoder.model, args.out)
+    logger.info("wrote %s: %d-dimensional embeddings, %d tokens at most", args.out,
+                encoder.get_embedding_dimension(), encoder.max_seq_length)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import os
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.evaluate import EvaluateConfig
-from replyrl.configs.loader import load_section, load_seeds, to_dict
+from replyrl.configs.loader import load_seeds
 from replyrl.configs.reward import RewardConfig
 from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
@@ -30,15 +30,11 @@ def main() -> None:
     parser.add_argument("--plots", required=True, help="Folder for passk.csv and the PNGs.")
     parser.add_argument("--report", required=True, help="Output Markdown report.")
     parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(EvaluateConfig, "evaluate", args.params)
-    seeds = load_seeds(args.params)
-    logger.info("seeds %s, config %s", seeds, to_dict(config))
+    args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig})
+    config, seeds = params.evaluate, load_seeds(args.params)
 
     generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
-    scorers = load_scorers(args.encoder, args.reward_model, load_section(RewardConfig, "reward", args.params), config,
-                           load_section(EncoderConfig, "encoder", args.params).batch_size)
+    scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size)
     result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds))
 
     write_json(args.metrics, result.metrics)

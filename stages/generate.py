@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 import time
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.evaluate import EvaluateConfig
-from replyrl.configs.loader import load_section, to_dict
 from replyrl.configs.prompt import PromptConfig
 from replyrl.evaluation.generate import generate_for_model, load_for_generation, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
@@ -26,16 +25,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True, help="Sampling seed (one of `seeds`).")
     parser.add_argument("--test", required=True, help="Test split.")
     parser.add_argument("--out", required=True, help="Generation file to write.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(EvaluateConfig, "evaluate", args.params)
-    prompt_config = load_section(PromptConfig, "prompt", args.params)
-    logger.info("model %s from %s, seed %d, config %s", args.name, args.model_dir, args.seed, to_dict(config))
+    args, params = start_stage(parser, {"evaluate": EvaluateConfig, "prompt": PromptConfig})
+    config = params.evaluate
 
     tweets = select_test_tweets(read_jsonl(args.test), config.max_prompts, config.prompt_seed)
     model, tokenizer = load_for_generation(args.model_dir, config.bf16)
     start = time.perf_counter()
-    rows = generate_for_model(model, tokenizer, tweets, prompt_config, config, args.seed)
+    rows = generate_for_model(model, tokenizer, tweets, params.prompt, config, args.seed)
     logger.info("%d tweets x (%d samples + greedy) in %.0f s", len(rows), config.n_samples, time.perf_counter() - start)
     write_jsonl(args.out, ({"model": args.name, "model_dir": args.model_dir, **row} for row in rows))
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.grpo import GRPOStageConfig
-from replyrl.configs.loader import load_section, to_dict
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.io import write_json
@@ -42,22 +41,15 @@ def main() -> None:
     parser.add_argument("--plot", required=True, help="PNG of the training curves.")
     parser.add_argument("--max-steps", type=int, help="Override grpo.max_steps (e.g. for a quick look).")
     parser.add_argument("--dry-run", action="store_true", help="Run one step in a temporary folder; write nothing.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(GRPOStageConfig, "grpo", args.params)
-    if args.max_steps is not None:
-        config = dataclasses.replace(config, max_steps=args.max_steps)
-    logger.info("warm start %s, seed %d, config %s", args.warm_start, args.seed, to_dict(config))
-
+    args, params = start_stage(parser, {"grpo": GRPOStageConfig, "prompt": PromptConfig, "reward": RewardConfig,
+                                        "encoder": EncoderConfig})
+    config = params.grpo if args.max_steps is None else dataclasses.replace(params.grpo, max_steps=args.max_steps)
     paths = GRPOPaths(
         warm_start=Path(args.warm_start), data=Path(args.data), checkpoints=Path(args.checkpoints), out=Path(args.out),
         encoder=Path(args.encoder), reward_model=Path(args.reward_model), live=Path(args.live), plot=Path(args.plot),
     )
-    metrics = run_grpo(
-        config, paths, prompt=load_section(PromptConfig, "prompt", args.params),
-        reward=load_section(RewardConfig, "reward", args.params), seed=args.seed,
-        encoder_batch_size=load_section(EncoderConfig, "encoder", args.params).batch_size, dry_run=args.dry_run,
-    )
+    metrics = run_grpo(config, paths, prompt=params.prompt, reward=params.reward, seed=args.seed,
+                       encoder_batch_size=params.encoder.batch_size, dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
     if not args.dry_run and PartialState().is_main_process:
         write_json(args.metrics, metrics)

@@ -10,8 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
-from replyrl.configs.loader import load_section, to_dict
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.prepare import PrepareConfig
 from replyrl.data.prepare import prepare_rows, source_lines
 from replyrl.io import write_json, write_jsonl
@@ -24,10 +23,8 @@ def main() -> None:
     parser.add_argument("--pairs", required=True, help="Output JSONL of valid rows (with `engagement`).")
     parser.add_argument("--rejected", required=True, help="Output JSONL of rejected rows (file, line, reason, raw).")
     parser.add_argument("--metrics", required=True, help="Output JSON of row counts per rejection reason.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(PrepareConfig, "prepare", args.params)
-    logger.info("config: %s", to_dict(config))
+    args, params = start_stage(parser, {"prepare": PrepareConfig})
+    config = params.prepare
 
     result = prepare_rows(source_lines(config), config.max_chars)
     write_jsonl(args.rejected, result.rejected)

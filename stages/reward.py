@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
-from replyrl.configs.loader import load_section, to_dict
 from replyrl.configs.reward import RewardConfig
 from replyrl.io import atomic_path, write_json
 from replyrl.models.encoder import load_encoder
@@ -89,15 +88,9 @@ def main() -> None:
     one.add_argument("--reply", required=True)
     one.add_argument("--encoder", default="models/encoder", help="Sentence-transformers folder.")
     one.add_argument("--reward-model", default="models/reward_model", help="Learned reward folder.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(RewardConfig, "reward", args.params)
-    batch_size = load_section(EncoderConfig, "encoder", args.params).batch_size
-    if args.command == "train":
-        logger.info("config: %s", to_dict(config))
-        train(args, config, batch_size)
-    else:
-        score(args, config, batch_size)
+    args, params = start_stage(parser, {"reward": RewardConfig, "encoder": EncoderConfig})
+    command = train if args.command == "train" else score
+    command(args, params.reward, params.encoder.batch_size)
 
 
 if __name__ == "__main__":

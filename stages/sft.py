@@ -12,8 +12,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
-from replyrl.configs.loader import load_section
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.configs.sft import SFT_DATA, SFT_METHODS, SFTStageConfig
@@ -47,17 +46,13 @@ def main() -> None:
     parser.add_argument("--checkpoints", required=True, help="Checkpoint folder; must not be a DVC out.")
     parser.add_argument("--max-steps", type=int, help="Override sft.train.max_steps.")
     parser.add_argument("--dry-run", action="store_true", help="Build everything, run 2 steps, keep nothing.")
-    args = parser.parse_args()
+    args, params = start_stage(parser, {"sft": SFTStageConfig, "prompt": PromptConfig, "reward": RewardConfig})
     files = dict(args.data_file)
     if args.data not in files:
         parser.error(f"--data {args.data} needs a --data-file {args.data}=PATH")
-    setup_logging()
-
-    config = load_section(SFTStageConfig, "sft", args.params)
+    config = params.sft
     if args.max_steps is not None:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_steps=args.max_steps))
-    prompt = load_section(PromptConfig, "prompt", args.params)
-    reward = load_section(RewardConfig, "reward", args.params)
     paths = SFTPaths(
         base=Path(args.base),
         train_file=Path(files[args.data]),
@@ -67,8 +62,8 @@ def main() -> None:
         encoder=Path(args.encoder),
         plot=Path(args.plot),
     )
-    metrics = run_sft(config, paths, method=args.method, data=args.data, seed=args.seed, prompt=prompt, reward=reward,
-                      dry_run=args.dry_run)
+    metrics = run_sft(config, paths, method=args.method, data=args.data, seed=args.seed, prompt=params.prompt,
+                      reward=params.reward, dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
 
 

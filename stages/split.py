@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from replyrl.cli import run_stage, setup_logging, stage_parser
-from replyrl.configs.loader import load_section, to_dict
+from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.split import SplitConfig
 from replyrl.data.split import SPLITS, plot_split_distributions, split_rows, split_statistics
 from replyrl.io import atomic_path, read_jsonl, write_json, write_jsonl
@@ -24,12 +23,9 @@ def main() -> None:
         parser.add_argument(f"--{name}", required=True, help=f"Output JSONL of the {name} split.")
     parser.add_argument("--statistics", required=True, help="Output JSON of split statistics.")
     parser.add_argument("--plot", required=True, help="Output PNG of engagement distributions per split.")
-    args = parser.parse_args()
-    setup_logging()
-    config = load_section(SplitConfig, "split", args.params)
-    logger.info("config: %s", to_dict(config))
+    args, params = start_stage(parser, {"split": SplitConfig})
 
-    splits = split_rows(read_jsonl(args.pairs), config)
+    splits = split_rows(read_jsonl(args.pairs), params.split)
     statistics = split_statistics(splits)
     for name, rows in splits.items():
         write_jsonl(getattr(args, name), rows)

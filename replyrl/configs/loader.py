@@ -55,17 +55,17 @@ def load_seeds(path: str | Path = PARAMS_FILE) -> list[int]:
     return seeds
 
 
-def _describe(hint: Any) -> str:
+def describe_type(hint: Any) -> str:
     """A type hint as a user reads it: `int`, `a list of str`, `true, false or 'auto'`."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        options = [_describe(option) for option in typing.get_args(hint)]
+        options = [describe_type(option) for option in typing.get_args(hint)]
         return ", ".join(options[:-1]) + " or " + options[-1]
     if origin is Literal:
         return " or ".join(repr(v) for v in typing.get_args(hint))
     if origin in (list, tuple):
         (item,) = typing.get_args(hint)[:1] or (Any,)
-        return f"a list of {_describe(item)}"
+        return f"a list of {describe_type(item)}"
     if hint is bool:
         return "a boolean (true/false)"
     if hint is type(None):
@@ -119,7 +119,7 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
     try:
         return _convert(value, hint, where)
     except TypeError:
-        raise ConfigError(f"{where}: {value!r} is not allowed; expected {_describe(hint)}") from None
+        raise ConfigError(f"{where}: {value!r} is not allowed; expected {describe_type(hint)}") from None
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:

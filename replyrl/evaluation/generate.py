@@ -50,13 +50,13 @@ def generate_for_model(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     tweets: Sequence[dict],
-    prompt_config: PromptConfig,
+    prompt: PromptConfig,
     config: EvaluateConfig,
     seed: int,
     progress: bool = True,
 ) -> list[dict]:
     """``config.n_samples`` sampled replies and one greedy reply per tweet, as generation-file rows."""
-    prompts = build_prompts(tokenizer, [t["tweet"] for t in tweets], prompt_config)
+    prompts = build_prompts(tokenizer, [t["tweet"] for t in tweets], prompt)
     sampling = SamplingConfig(
         num_samples=config.n_samples, temperature=config.temperature, top_p=config.top_p,
         max_new_tokens=config.max_new_tokens,
@@ -70,6 +70,6 @@ def generate_for_model(
         "max_new_tokens": config.max_new_tokens, "dtype": str(model.dtype).removeprefix("torch."),
     }
     return [
-        {**tweet, "prompt": prompt, "samples": replies, "greedy": best[0], "generation": params}
-        for tweet, prompt, replies, best in zip(tweets, prompts, samples, greedy)
+        {**tweet, "prompt": text, "samples": replies, "greedy": best[0], "generation": params}
+        for tweet, text, replies, best in zip(tweets, prompts, samples, greedy)
     ]

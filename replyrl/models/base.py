@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from replyrl.io import atomic_path
 from replyrl.packaged import package_folder
 
 logger = logging.getLogger(__name__)
@@ -41,11 +42,11 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def export_base(model: str, out_dir: str | Path) -> None:
-    """Write `base.model` as a float32 safetensors checkpoint + tokenizer into ``out_dir``.
+def export_base(model: str, out: str | Path) -> PreTrainedModel:
+    """Write `base.model` as a float32 safetensors checkpoint + tokenizer into ``out`` (atomically).
 
     A GGUF-loaded model refuses `save_pretrained`, so the weights are moved into a fresh model built
-    from the same config, which saves normally.
+    from the same config, which saves normally. Returns that model.
     """
     path, kwargs = _source(model)
     logger.info("loading %s %s", path, kwargs or "")
@@ -59,8 +60,10 @@ def export_base(model: str, out_dir: str | Path) -> None:
         raise RuntimeError(f"weights do not match the config: missing={missing[:5]} unexpected={unexpected[:5]}")
     fresh.generation_config = loaded.generation_config
     tokenizer = load_tokenizer(model)
-    fresh.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    with atomic_path(out) as tmp:
+        fresh.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return fresh
 
 
 def load_base(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

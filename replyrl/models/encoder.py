@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from sentence_transformers import SentenceTransformer
 
+from replyrl.io import atomic_path
 from replyrl.packaged import package_folder
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -25,13 +26,16 @@ def resolve_encoder(model: str) -> str:
     return model
 
 
-def export_encoder(model: str, out_dir: str | Path) -> None:
-    """Save `encoder.model` as a complete sentence-transformers folder (normally `models/encoder/`).
+def export_encoder(model: str, out: str | Path) -> SentenceTransformer:
+    """Save `encoder.model` as a complete sentence-transformers folder (normally `models/encoder/`), atomically.
 
     Later stages load only that folder, so every reward, metric and diversity term embeds text with
-    exactly the same, DVC-tracked weights.
+    exactly the same, DVC-tracked weights. Returns the encoder.
     """
-    SentenceTransformer(resolve_encoder(model), device="cpu").save(str(out_dir))
+    encoder = SentenceTransformer(resolve_encoder(model), device="cpu")
+    with atomic_path(out) as tmp:
+        encoder.save(str(tmp))
+    return encoder
 
 
 def load_encoder(path: str | Path, device: str | None = None) -> SentenceTransformer:

@@ -20,10 +20,10 @@ from replyrl.models.base import load_base
 LINEAGE_FILE = "lineage.json"
 
 
-def write_lineage(out_dir: str | Path, base: str | Path, merged: list[str | Path]) -> None:
-    """Record how ``out_dir``'s adapter sits on top of the base (paths as the pipeline names them)."""
+def write_lineage(out: str | Path, base: str | Path, merged: list[str | Path]) -> None:
+    """Record how ``out``'s adapter sits on top of the base (paths as the pipeline names them)."""
     lineage = {"base": str(base), "merged": [str(m) for m in merged]}
-    Path(out_dir, LINEAGE_FILE).write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
+    Path(out, LINEAGE_FILE).write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
 
 
 def read_lineage(model_dir: str | Path) -> dict:

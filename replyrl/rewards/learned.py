@@ -80,12 +80,12 @@ class LearnedReward:
         tweet_emb, reply_emb = encode_pairs(self.encoder, tweets, replies, self.batch_size)
         return torch.sigmoid(self.head(pair_features(tweet_emb, reply_emb))).double().numpy()
 
-    def save(self, out_dir: str | Path) -> None:
-        """Write ``model.safetensors`` + ``config.json`` into ``out_dir``."""
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
-        (out_dir / CONFIG_FILE).write_text(json.dumps(self.architecture, indent=2) + "\n", encoding="utf-8")
+    def save(self, out: str | Path) -> None:
+        """Write ``model.safetensors`` + ``config.json`` into ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(out / WEIGHTS_FILE))
+        (out / CONFIG_FILE).write_text(json.dumps(self.architecture, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path, encoder: SentenceTransformer, batch_size: int = 64) -> LearnedReward:

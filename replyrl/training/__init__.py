@@ -1,1 +1,1 @@
-"""Training stages' shared pieces (checkpoint resume, dvclive logging, precision), the SFT trainers and GRPO."""
+"""Training stages: SFT (baseline and polychromic) and GRPO, their trainers, resumable runs, logging and reports."""

@@ -57,7 +57,7 @@ class GRPOPaths:
 
 
 def phase2_dataset(
-    rows: Sequence[dict], tokenizer: PreTrainedTokenizerBase, prompt_config: PromptConfig, source: str = "phase-2 data"
+    rows: Sequence[dict], tokenizer: PreTrainedTokenizerBase, prompt: PromptConfig, source: str = "phase-2 data"
 ) -> Dataset:
     """One row per distinct tweet: ``prompt`` (the exact text the policy sees), ``tweet`` and ``group_id``.
 
@@ -73,7 +73,7 @@ def phase2_dataset(
         if key in seen:
             continue
         seen.add(key)
-        prompts.append(build_prompt(tokenizer, row["tweet"], prompt_config))
+        prompts.append(build_prompt(tokenizer, row["tweet"], prompt))
         tweets.append(row["tweet"])
         ids.append(key)
     if not prompts:
@@ -82,13 +82,13 @@ def phase2_dataset(
 
 
 def save_policy(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, warm_start: str | Path, out_dir: str | Path
+    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, warm_start: str | Path, out: str | Path
 ) -> None:
-    """Write the GRPO adapter + tokenizer + lineage (base, then the merged warm-start chain) into ``out_dir``."""
+    """Write the GRPO adapter + tokenizer + lineage (base, then the merged warm-start chain) into ``out``."""
     lineage = read_lineage(warm_start)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    write_lineage(out_dir, lineage["base"], [*lineage["merged"], warm_start])
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_lineage(out, lineage["base"], [*lineage["merged"], warm_start])
 
 
 def run_grpo(
