@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sklearn.model_selection import GroupShuffleSplit
 
 
@@ -27,10 +28,8 @@ def group_key(row: Mapping[str, Any]) -> str:
     return f"id:{tweet_id}" if tweet_id is not None else f"text:{row['tweet']}"
 
 
-def holdout_groups(
-    rows: Sequence[dict[str, Any]], fraction: float, seed: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Hold out ``fraction`` of the groups (all rows of a group on one side): (kept rows, held-out rows).
+def holdout_mask(rows: Sequence[Mapping[str, Any]], fraction: float, seed: int) -> np.ndarray:
+    """Which rows are held out: ``fraction`` of the groups (rounded up), each group whole on one side.
 
     The one validation slice of the project: SFT's eval loss and the learned reward's early stopping.
     """
@@ -38,5 +37,15 @@ def holdout_groups(
     if len(set(groups)) < 2:
         raise ValueError(f"need at least 2 distinct tweets to hold some out, got {len(set(groups))}")
     splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    kept, held_out = next(splitter.split(rows, groups=groups))
-    return [rows[i] for i in kept], [rows[i] for i in held_out]
+    _, held_out = next(splitter.split(rows, groups=groups))
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[held_out] = True
+    return mask
+
+
+def holdout_groups(
+    rows: Sequence[dict[str, Any]], fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """:func:`holdout_mask` as (kept rows, held-out rows), each in input order."""
+    mask = holdout_mask(rows, fraction, seed)
+    return [row for row, held in zip(rows, mask) if not held], [row for row, held in zip(rows, mask) if held]

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from replyrl.configs.reward import LearnedRewardConfig
-from replyrl.data.groups import group_key
+from replyrl.data.groups import holdout_mask
 from replyrl.models.encoder import encode_pairs
 
 logger = logging.getLogger(__name__)
@@ -108,16 +108,6 @@ class LearnedReward:
         return cls(head, architecture, encoder, batch_size)
 
 
-def validation_mask(rows: Sequence[dict], fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of the rows held out for early stopping: whole tweets, so no tweet is on both sides."""
-    groups = sorted({group_key(r) for r in rows})
-    if len(groups) < 2:
-        raise ValueError(f"the learned reward needs at least 2 distinct tweets to hold some out, got {len(groups)}")
-    n_val = min(max(1, round(fraction * len(groups))), len(groups) - 1)
-    held_out = set(np.random.default_rng(seed).permutation(groups)[:n_val].tolist())
-    return np.array([group_key(r) in held_out for r in rows])
-
-
 def _evaluate(head: EngagementHead, features: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     head.eval()
     with torch.no_grad():
@@ -148,7 +138,7 @@ def train_reward_model(
     tweets = [r["tweet"] for r in rows]
     replies = [r["reply"] for r in rows]
     target = torch.tensor([r["engagement"] for r in rows], dtype=torch.float32)
-    is_val = torch.from_numpy(validation_mask(rows, config.validation_fraction, config.seed))
+    is_val = torch.from_numpy(holdout_mask(rows, config.validation_fraction, config.seed))
     logger.info("embedding %d training pairs (%d held out for early stopping)", len(rows), int(is_val.sum()))
     features = pair_features(*encode_pairs(encoder, tweets, replies, batch_size))
     train_x, train_y, val_x, val_y = features[~is_val], target[~is_val], features[is_val], target[is_val]

@@ -5,8 +5,9 @@ import pytest
 from scipy import stats
 
 from replyrl.configs.reward import LearnedRewardConfig, RewardConfig
+from replyrl.data.groups import holdout_mask
 from replyrl.rewards import REWARDS, HeuristicReward, LearnedReward, Reward, load_reward
-from replyrl.rewards.learned import train_reward_model, validation_mask
+from replyrl.rewards.learned import train_reward_model
 
 # A head sized for the 16-dim stand-in encoder; a few hundred pairs train in seconds.
 SMALL = LearnedRewardConfig(
@@ -53,23 +54,10 @@ def test_early_stopping_restores_the_best_epoch(random_encoder):
     assert report["epochs_run"] == report["best_epoch"] + 3 < 200
     assert min(report["history"], key=lambda h: h["val_mse"])["epoch"] == report["best_epoch"]
     # The returned weights are the best epoch's: they reproduce its validation MSE.
-    val = [r for r, held in zip(rows, validation_mask(rows, config.validation_fraction, config.seed)) if held]
+    val = [r for r, held in zip(rows, holdout_mask(rows, config.validation_fraction, config.seed)) if held]
     predicted = reward([r["tweet"] for r in val], [r["reply"] for r in val])
     mse = np.mean((predicted - [r["engagement"] for r in val]) ** 2)
     assert mse == pytest.approx(report["val_mse"], rel=1e-4)
-
-
-def test_validation_slice_holds_out_whole_tweets():
-    rows = [{"tweet": f"t{i // 3}", "reply": f"r{i}"} for i in range(300)]  # 100 tweets x 3 replies
-    mask = validation_mask(rows, 0.2, seed=1)
-    by_tweet = {}
-    for row, held in zip(rows, mask):
-        by_tweet.setdefault(row["tweet"], set()).add(bool(held))
-    assert all(len(v) == 1 for v in by_tweet.values())  # no tweet on both sides
-    assert mask.sum() == 20 * 3
-    np.testing.assert_array_equal(mask, validation_mask(rows, 0.2, seed=1))  # deterministic
-    with pytest.raises(ValueError, match="at least 2 distinct tweets"):
-        validation_mask(rows[:3], 0.2, seed=1)
 
 
 def test_saved_model_reloads_with_identical_scores(random_encoder, table_encoder, tmp_path):

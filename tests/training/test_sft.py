@@ -13,7 +13,6 @@ from trl import SFTTrainer
 from replyrl.configs.loader import from_dict
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.sft import SFTStageConfig
-from replyrl.data.groups import holdout_groups
 from replyrl.io import read_json, write_jsonl
 from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, read_lineage
@@ -137,13 +136,6 @@ def test_dry_run_writes_nothing(tmp_path, tiny_base_dir, train_file):
     metrics = run_sft(tiny_config(), paths, method="baseline", data="full", seed=0, prompt=PROMPT, dry_run=True)
     assert metrics["steps"] == 2
     assert not any(p.exists() for p in (paths.out, paths.live, paths.checkpoints, paths.plot))
-
-
-def test_validation_split_keeps_each_tweet_on_one_side():
-    rows = [{"tweet_id": f"t{i // 2}", "tweet": f"tweet {i // 2}", "reply": f"reply {i}"} for i in range(40)]
-    train, val = holdout_groups(rows, 0.25, seed=0)
-    assert len(train) + len(val) == 40 and val
-    assert not {r["tweet_id"] for r in train} & {r["tweet_id"] for r in val}
 
 
 def test_bad_rows_are_named(tmp_path):
