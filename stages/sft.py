@@ -18,7 +18,7 @@ from replyrl.configs.reward import RewardConfig
 from replyrl.configs.sft import SFT_DATA, SFT_METHODS, SFTStageConfig
 from replyrl.training.sft import SFTPaths, run_sft
 
-logger = logging.getLogger("stages.sft")
+logger = logging.getLogger("sft")
 
 
 

@@ -59,7 +59,7 @@ def stage_code_deps() -> list[tuple[str, str, set[str]]]:
     stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     rows = []
     for name, stage in stages.items():
-        script = re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
+        script = re.search(r"(stages/\w+\.py)", stage["cmd"]).group(1)
         code = {d for d in stage["deps"] if d.endswith(".py") and d.startswith(("stages/", *PACKAGES))}
         rows.append((name, script, code))
     return rows

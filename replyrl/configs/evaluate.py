@@ -12,6 +12,7 @@ from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, 
 
 PASS_JUDGES = ("learned", "heuristic", "llm")
 CORRECTIONS = ("holm", "bonferroni")
+JUDGE_PROVIDERS = ("anthropic", "openai")
 
 
 @dataclass
@@ -52,13 +53,24 @@ class SignificanceConfig:
 
 @dataclass
 class JudgeConfig:
-    enabled: bool = help_field(False, "Run the LLM judge (needs ANTHROPIC_API_KEY; skipped without).")
-    model: str = help_field("claude-haiku-4-5", "Anthropic model id of the judge.")
-    base_url: str | None = help_field(None, "API base URL; null = the SDK default.")
+    enabled: bool = help_field(
+        False, "Run the LLM judge in `evaluate` (needs the provider's API key, not on a local server; else skipped)."
+    )
+    provider: str = help_field(
+        "anthropic",
+        "`anthropic` (the Messages API, ANTHROPIC_API_KEY) or `openai` (any OpenAI-compatible server at base_url, "
+        "e.g. a local vLLM, llama.cpp or Ollama; OPENAI_API_KEY if it needs one).",
+    )
+    model: str = help_field(
+        "claude-haiku-4-5", "Judge model: an Anthropic id, or the name the OpenAI-compatible server serves."
+    )
+    base_url: str | None = help_field(
+        None, "API base URL (a local server: e.g. http://127.0.0.1:8000/v1); null = the SDK default."
+    )
     max_calls: int = help_field(200, "At most this many new (uncached) API calls per run.")
     max_tokens: int = help_field(5, "Output token cap; the judge answers A, B or TIE.")
-    input_usd_per_mtok: float = help_field(1.0, "Input price, for the cost estimate printed first.")
-    output_usd_per_mtok: float = help_field(5.0, "Output price, for the cost estimate.")
+    input_usd_per_mtok: float = help_field(1.0, "Input price, for the cost estimate printed first (local server: 0).")
+    output_usd_per_mtok: float = help_field(5.0, "Output price, for the cost estimate (0 for a local server).")
     cache: str = help_field(
         "reports/judge_cache/judgments.jsonl",
         "Every judgment is appended here as it arrives; cached ones are never paid for twice.",
@@ -66,6 +78,8 @@ class JudgeConfig:
     seed: int = help_field(0, "Seed of the randomised A/B order.")
 
     def __post_init__(self) -> None:
+        check(self.provider in JUDGE_PROVIDERS, "evaluate.judge.provider", self.provider,
+              f"choose one of {JUDGE_PROVIDERS}")
         check(self.max_calls >= 0, "evaluate.judge.max_calls", self.max_calls, "must be >= 0")
         check_positive(self, "evaluate.judge", ("max_tokens",))
 

@@ -43,7 +43,9 @@ class GRPOStageConfig:
     temperature: float = help_field(0.8, "Sampling temperature of the rollouts.")
     top_p: float = help_field(0.9, "Nucleus sampling threshold of the rollouts.")
     max_completion_length: int = help_field(32, "Max new tokens per reply.")
-    prompts_per_step: int = help_field(4, "Distinct prompts per micro-batch, each sampled num_generations times.")
+    prompts_per_step: int = help_field(
+        4, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
+    )
     # objective
     kl_coeff: float = help_field(
         0.1, "KL coefficient, passed to TRL as `beta` (TRL's default 0 drops the KL term and reference)."

@@ -19,8 +19,9 @@ import yaml
 
 T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
-# Top-level keys of the params file: `seeds`, then one section per stage (a module of this package each).
-SECTIONS = ("seeds", "prompt", "prepare", "split", "base", "encoder", "reward", "sft", "grpo", "evaluate")
+# Top-level keys of the params file: `seeds` and `launcher` (read by dvc.yaml only), then one section per
+# stage (a module of this package each).
+SECTIONS = ("seeds", "launcher", "prompt", "prepare", "split", "base", "encoder", "reward", "sft", "grpo", "evaluate")
 
 # `bf16: auto | true | false`: true/false are YAML booleans, as the README writes them.
 Bf16 = bool | Literal["auto"]

@@ -179,7 +179,7 @@ def per_prompt_metrics(
         unjudged = sum(int(np.isnan(s).sum()) for s in llm_samples.values())
         if unjudged:
             raise RuntimeError(f"evaluate.pass_at_k.judge is 'llm' but {unjudged} samples are not judged (see the "
-                               "log: no ANTHROPIC_API_KEY, evaluate.judge.max_calls or an API error); rerun to "
+                               "log: no API key for evaluate.judge.provider, evaluate.judge.max_calls or an API error); rerun to "
                                "continue from the cache")
         pass_scores = llm_samples
     else:

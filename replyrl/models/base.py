@@ -13,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from replyrl.io import atomic_path
-from replyrl.packaged import package_folder
+from replyrl.packaged import package_folder, unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,10 @@ def export_base(model: str, out: str | Path) -> PreTrainedModel:
     """
     path, kwargs = _source(model)
     logger.info("loading %s %s", path, kwargs or "")
-    loaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    except OSError as e:
+        raise unreachable("base.model", model, e) from None
     config = AutoConfig.from_pretrained(path, **kwargs) if kwargs else loaded.config
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)

@@ -9,7 +9,7 @@ import numpy as np
 from sentence_transformers import SentenceTransformer
 
 from replyrl.io import atomic_path
-from replyrl.packaged import package_folder
+from replyrl.packaged import package_folder, unreachable
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 
@@ -32,7 +32,10 @@ def export_encoder(model: str, out: str | Path) -> SentenceTransformer:
     Later stages load only that folder, so every reward, metric and diversity term embeds text with
     exactly the same, DVC-tracked weights. Returns the encoder.
     """
-    encoder = SentenceTransformer(resolve_encoder(model), device="cpu")
+    try:
+        encoder = SentenceTransformer(resolve_encoder(model), device="cpu")
+    except OSError as e:
+        raise unreachable("encoder.model", model, e) from None
     with atomic_path(out) as tmp:
         encoder.save(str(tmp))
     return encoder

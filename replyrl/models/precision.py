@@ -1,10 +1,11 @@
-"""Pick the precision for the machine a run lands on (CPU or any accelerator): the `bf16` params."""
+"""The machine a run lands on (CPU or any accelerator): its precision (the `bf16` params) and processes."""
 
 from __future__ import annotations
 
 import logging
 
 import torch
+from accelerate import PartialState
 from transformers.utils import is_torch_bf16_gpu_available
 
 from replyrl.configs.loader import Bf16
@@ -36,3 +37,13 @@ def precision_kwargs(bf16: Bf16) -> dict[str, bool]:
 def model_dtype(bf16: Bf16) -> torch.dtype:
     """Weights' dtype for sampling under a `bf16` param: bf16 where it runs natively, else float32."""
     return torch.bfloat16 if precision_kwargs(bf16)["bf16"] else torch.float32
+
+
+def process_state() -> PartialState:
+    """This process's place in a (possibly multi-process) launch, as the trainers will see it.
+
+    Without an accelerator, accelerate recognises a multi-process launch (gloo) only when asked for
+    the CPU, as `TrainingArguments(use_cpu=True)` does; a plain `PartialState()` created first would
+    make every process believe it is the only, main one, and all of them would write the outputs.
+    """
+    return PartialState(cpu=not torch.accelerator.is_available())

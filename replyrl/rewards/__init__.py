@@ -28,20 +28,22 @@ class Reward(Protocol):
     def __call__(self, tweets: Sequence[str], replies: Sequence[str]) -> np.ndarray: ...
 
 
-RewardFactory = Callable[[RewardConfig, SentenceTransformer, Path, int], Reward]
+RewardFactory = Callable[[RewardConfig, SentenceTransformer, Path | None, int], Reward]
 
 
 def make_heuristic(
-    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int
+    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path | None, batch_size: int
 ) -> Reward:
     """The original recipe's heuristic (`reward.heuristic` params); ``reward_model_dir`` is unused."""
     return HeuristicReward(config.heuristic, encoder, batch_size)
 
 
 def make_learned(
-    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path, batch_size: int
+    config: RewardConfig, encoder: SentenceTransformer, reward_model_dir: Path | None, batch_size: int
 ) -> Reward:
     """The engagement model trained by the `reward` stage, read from ``reward_model_dir``."""
+    if reward_model_dir is None:
+        raise ValueError("the learned reward needs the reward model folder (the `reward` stage's output)")
     return LearnedReward.load(reward_model_dir, encoder, batch_size)
 
 
@@ -52,13 +54,13 @@ def load_reward(
     kind: str,
     reward_config: RewardConfig,
     encoder: SentenceTransformer,
-    reward_model_dir: str | Path = "models/reward_model",
+    reward_model_dir: str | Path | None = None,
     batch_size: int = 64,
 ) -> Reward:
     """Build the reward called ``kind`` (a key of :data:`REWARDS`: "heuristic" or "learned")."""
     if kind not in REWARDS:
         raise ValueError(f"unknown reward {kind!r}; choose one of {sorted(REWARDS)}")
-    return REWARDS[kind](reward_config, encoder, Path(reward_model_dir), batch_size)
+    return REWARDS[kind](reward_config, encoder, None if reward_model_dir is None else Path(reward_model_dir), batch_size)
 
 
 __all__ = ["REWARDS", "HeuristicReward", "LearnedReward", "Reward", "load_reward"]

@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from accelerate import PartialState
 from transformers import Trainer
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import sort_checkpoints
 
 from replyrl.io import atomic_path
+from replyrl.models.precision import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def resume_checkpoint(checkpoint_dir: str | Path, fingerprint: dict[str, Any]) -
     """
     checkpoint_dir = Path(checkpoint_dir)
     fingerprint_file = checkpoint_dir / FINGERPRINT_FILE
-    state = PartialState()
+    state = process_state()
     with state.main_process_first():
         if state.is_main_process:
             old = json.loads(fingerprint_file.read_text(encoding="utf-8")) if fingerprint_file.exists() else None
@@ -138,6 +138,7 @@ class ResumableRun:
             return False
         with atomic_path(out) as tmp:
             write(tmp)
+        logger.info("process %d of %d wrote %s", trainer.accelerator.process_index, trainer.accelerator.num_processes, out)
         # A finished run must not "resume" into a no-op when the stage is forced to rerun.
         shutil.rmtree(self.checkpoints)
         return True

@@ -27,6 +27,7 @@ from replyrl.configs.reward import RewardConfig
 from replyrl.data.groups import group_key
 from replyrl.io import read_jsonl
 from replyrl.models.encoder import load_encoder
+from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import load_policy, read_lineage, write_lineage
 from replyrl.prompts import build_prompt
 from replyrl.sampling import SamplingConfig
@@ -125,6 +126,7 @@ def run_grpo(
     params = {"grpo": to_dict(config), "prompt": to_dict(prompt), "reward": to_dict(reward), "seed": seed}
 
     model, tokenizer = load_policy(paths.warm_start, merge=True)
+    check_lora_targets(model, config.lora.target_modules, f"{config.lora.SECTION}.target_modules")
     dataset = phase2_dataset(read_jsonl(paths.data), tokenizer, prompt, str(paths.data))
     with ResumableRun(paths.checkpoints, run_fingerprint(params, inputs), dry_run) as run:
         picks = dataset.select(range(min(config.sample_prompts, len(dataset))))

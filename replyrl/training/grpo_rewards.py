@@ -86,7 +86,7 @@ def build_reward_funcs(
     names: Sequence[str],
     reward_config: RewardConfig,
     encoder: SentenceTransformer,
-    reward_model_dir: str | Path,
+    reward_model_dir: str | Path | None,
     batch_size: int = 64,
 ) -> list[RewardFunc]:
     """TRL reward functions for ``names`` ("heuristic", "learned", "diversity"), sharing one encoder."""

@@ -97,11 +97,13 @@ def grpo_args(
         multi_objective_aggregation="sum_then_normalize",  # the recipe: one weighted reward, then group advantages
         mask_truncated_completions=False,
         disable_dropout=True,  # dropout would make policy and reference log-probs differ at step 0
-        # rollouts: one generate call per optimizer step covering every prompt's whole group
+        # Rollouts: one generate call per optimizer step covering every prompt's whole group. Each device
+        # takes prompts_per_step whole groups per micro-batch; steps_per_generation (not a fixed
+        # generation_batch_size) keeps TRL's batch arithmetic right for any number of processes.
         num_generations=config.num_generations,
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
-        generation_batch_size=per_device * config.gradient_accumulation_steps,
+        steps_per_generation=config.gradient_accumulation_steps,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,
         top_p=config.top_p,

@@ -28,6 +28,7 @@ from replyrl.data.groups import holdout_groups
 from replyrl.io import read_jsonl, write_json
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
+from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import write_lineage
 from replyrl.models.precision import precision_kwargs
 from replyrl.prompts import build_prompt
@@ -178,6 +179,7 @@ def run_sft(
     logger.info("sft run: %s", record)
 
     model, tokenizer = load_base(paths.base)
+    check_lora_targets(model, config.lora.target_modules, f"{config.lora.SECTION}.target_modules")
     train_rows, val_rows = holdout_groups(load_sft_rows(paths.train_file), config.validation_fraction, seed)
     logger.info("%s: %d training rows, %d validation rows", paths.train_file, len(train_rows), len(val_rows))
     inputs = [paths.base, paths.train_file] + ([paths.encoder] if method == "polychromic" else [])

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from accelerate import PartialState
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
+from replyrl.models.precision import process_state
 
 
 class StepDVCLiveCallback(DVCLiveCallback):
@@ -57,5 +57,5 @@ def dvclive_callback(live_dir: str | Path) -> StepDVCLiveCallback:
 
     Only the main process opens the folder (Live() wipes it); the others never log.
     """
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) if PartialState().is_main_process else None
+    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False) if process_state().is_main_process else None
     return StepDVCLiveCallback(live=live)

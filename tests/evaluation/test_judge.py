@@ -1,74 +1,36 @@
-"""The LLM judge against a fake Messages API on 127.0.0.1 (stdlib http.server in a thread)."""
+"""The LLM judge against fake Anthropic and OpenAI-compatible servers on 127.0.0.1 (`fake_judge.py`)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from replyrl.configs.evaluate import EvaluateConfig, JudgeConfig, PassAtKConfig
+from replyrl.configs.loader import ConfigError
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.judge import Comparison, JudgmentCache, judge
 from tests.evaluation.conftest import make_rows
+from tests.evaluation.fake_judge import running
 
 FAKE_KEY = "sk-test-not-a-real-key"
 
 
-class FakeAnthropic(ThreadingHTTPServer):
-    """A judge that prefers "GOOD" replies and dislikes "BAD" ones; fails after ``fail_after`` calls."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.requests: list[dict] = []
-        self.fail_after: int | None = None
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: FakeAnthropic
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
-        if self.server.fail_after is not None and len(self.server.requests) > self.server.fail_after:
-            # What the API answers when the credit is used up: a 400 that the SDK does not retry.
-            return self._send(400, {"type": "error", "error": {"type": "invalid_request_error",
-                                                               "message": "credit balance is too low"}})
-        prompt = body["messages"][0]["content"]
-        a = prompt.split("Reply A:")[1].split("Reply B:")[0]
-        b = prompt.split("Reply B:")[1].split("Answer with")[0]
-        score_a, score_b = (("GOOD" in r) - ("BAD" in r) for r in (a, b))
-        answer = "TIE" if score_a == score_b else ("A" if score_a > score_b else "B")
-        self._send(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-                         "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
-                         "stop_sequence": None, "usage": {"input_tokens": 50, "output_tokens": 1}})
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:  # keep the test output quiet
-        pass
+@pytest.fixture
+def server():
+    with running("anthropic") as srv:
+        yield srv
 
 
 @pytest.fixture
-def server():
-    srv = FakeAnthropic()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def openai_server():
+    with running("openai") as srv:
+        yield srv
 
 
 def judge_config(server, tmp_path, **kwargs) -> JudgeConfig:
-    host, port = server.server_address
-    return JudgeConfig(enabled=True, base_url=f"http://{host}:{port}", cache=str(tmp_path / "cache.jsonl"), **kwargs)
+    return JudgeConfig(enabled=True, provider=server.api, base_url=server.base_url, cache=str(tmp_path / "cache.jsonl"),
+                       **kwargs)
 
 
 COMPARISONS = [
@@ -85,7 +47,7 @@ def test_scores_order_is_randomised_and_key_stays_out_of_files(server, tmp_path,
     assert judge(COMPARISONS, config) == [1.0, 0.0, 0.5, 1.0]
     assert [r["path"] for r in server.requests] == ["/v1/messages"] * 4
     headers = server.requests[0]["headers"]  # the SDK sends the key as x-api-key or a bearer token
-    assert FAKE_KEY in (headers.get("x-api-key"), headers.get("Authorization", "").removeprefix("Bearer "))
+    assert FAKE_KEY in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
     assert server.requests[0]["body"]["model"] == config.model
     records = JudgmentCache(config.cache).records.values()
     assert {r["candidate_first"] for r in records} == {True, False}  # both orders occur (seeded)
@@ -153,3 +115,67 @@ def test_evaluate_without_a_key_still_succeeds(server, tmp_path, monkeypatch, sc
     m = evaluate({("baseline_full", 1): make_rows(lambda i, j: f"reply {j}")}, scorers, config).metrics
     assert m["baseline_full.llm_judged"] == 0 and m["baseline_full.llm_win_rate"] is None
     assert m["baseline_full.pass@10"] == 0.0 and not server.requests
+
+
+# The `openai` provider: the same judge logic, cache and cap through the `openai` SDK.
+
+
+def test_openai_provider_judges_and_key_stays_out_of_files(openai_server, tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    caplog.set_level("INFO")
+    config = judge_config(openai_server, tmp_path, model="local-judge", input_usd_per_mtok=0, output_usd_per_mtok=0)
+    assert judge(COMPARISONS, config) == [1.0, 0.0, 0.5, 1.0]
+    assert [r["path"] for r in openai_server.requests] == ["/v1/chat/completions"] * 4
+    assert openai_server.requests[0]["headers"]["authorization"] == f"Bearer {FAKE_KEY}"
+    assert openai_server.requests[0]["body"]["model"] == "local-judge"
+    assert "4 new calls" in caplog.text and "at most $0.0000" in caplog.text  # a local server costs nothing
+    assert FAKE_KEY not in caplog.text
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or FAKE_KEY not in path.read_text()
+    assert judge(COMPARISONS, config) == [1.0, 0.0, 0.5, 1.0] and len(openai_server.requests) == 4  # cached
+
+
+def test_openai_provider_needs_no_key_on_a_local_server(openai_server, tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert judge(COMPARISONS[:1], judge_config(openai_server, tmp_path)) == [1.0]
+    # without a base_url the SDK would call OpenAI itself, which needs a key: skipped, as for anthropic
+    config = JudgeConfig(enabled=True, provider="openai", cache=str(tmp_path / "cache.jsonl"))
+    assert judge(COMPARISONS, config) == [1.0, None, None, None]
+    assert "OPENAI_API_KEY is not set: skipping the LLM judge" in caplog.text
+    assert len(openai_server.requests) == 1
+
+
+def test_unparsable_answers_are_asked_again(openai_server, tmp_path, monkeypatch) -> None:
+    config = judge_config(openai_server, tmp_path)
+    # comparison 1 answers nonsense twice (left unjudged), comparison 2 once (asked again at once)
+    openai_server.answers = ["Both are fine", "Hard to say", "maybe"]
+    assert judge(COMPARISONS, config) == [None, 0.0, 0.5, 1.0]
+    assert len(openai_server.requests) == 2 + 2 + 1 + 1
+    records = [r for r in map(json.loads, open(config.cache)) if r["winner"] is None]
+    assert [r["answer"] for r in records] == ["Both are fine", "Hard to say", "maybe"]  # kept for the record
+    # the next run asks only the unjudged comparison again
+    assert judge(COMPARISONS, config) == [1.0, 0.0, 0.5, 1.0]
+    assert len(openai_server.requests) == 7
+
+
+def test_unparsable_retries_count_towards_the_cap(openai_server, tmp_path) -> None:
+    openai_server.answers = ["?", "?"]
+    assert judge(COMPARISONS, judge_config(openai_server, tmp_path, max_calls=3)) == [None, 0.0, None, None]
+    assert len(openai_server.requests) == 3
+
+
+def test_server_error_is_reported_and_loses_no_judgment(openai_server, tmp_path, caplog) -> None:
+    openai_server.fail_after, openai_server.fail_status = 2, 500
+    config = judge_config(openai_server, tmp_path)
+    assert judge(COMPARISONS, config) == [1.0, 0.0, None, None]
+    assert "stopped after an API error (InternalServerError" in caplog.text and "server error" in caplog.text
+    assert len(JudgmentCache(config.cache).records) == 2
+    failed = len(openai_server.requests) - 2  # the SDK retried the 500 before giving up
+    openai_server.fail_after = None
+    assert judge(COMPARISONS, config) == [1.0, 0.0, 0.5, 1.0]
+    assert len(openai_server.requests) == 2 + failed + 2  # only the two missing judgments are asked
+
+
+def test_unknown_provider_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="evaluate.judge.provider: 'gemini' is not allowed"):
+        JudgeConfig(provider="gemini")

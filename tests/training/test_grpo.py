@@ -19,9 +19,9 @@ from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, write_lineage
 from replyrl.prompts import build_prompt
 from replyrl.training.grpo import SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
+from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
 from replyrl.training.grpo_trainer import build_trainer
 from replyrl.training.report import summarize_grpo
-from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
 
 # Two rows share a tweet id: GRPO must see that tweet once.
 ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet number {i} about topic {i * 7}", "reply": "r"} for i in range(6)]
