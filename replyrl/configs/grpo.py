@@ -15,6 +15,7 @@ from replyrl.configs.lora import LoraParams
 GRPO_REWARD_TYPES = ("heuristic", "learned", "mix")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 GRPO_SCALE_REWARDS = ("group", "batch", "none")
+GRPO_OBJECTIVES = ("group", "max_at_k", "polychromic")
 
 
 @dataclass
@@ -47,6 +48,15 @@ class GRPOStageConfig:
         4, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
     )
     # objective
+    objective: str = help_field(
+        "group", "`group`: TRL's group-normalised reward (plain GRPO); `max_at_k`: the unbiased max@k set objective "
+                 "(PKPO; Pass@k with objective_threshold); `polychromic`: mean reward x diversity of k-subsets. "
+                 "Set objectives credit each reply with its marginal contribution to the k-subsets that hold it.",
+    )
+    objective_k: int = help_field(2, "k of the set objectives (1 <= k <= num_generations; polychromic needs k >= 2).")
+    objective_threshold: float | None = help_field(
+        None, "max_at_k only: score a reply 1 if its reward >= this, else 0 (Pass@k); null = the reward itself."
+    )
     kl_coeff: float = help_field(
         0.1, "KL coefficient, passed to TRL as `beta` (TRL's default 0 drops the KL term and reference)."
     )
@@ -80,7 +90,7 @@ class GRPOStageConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("reward_type", GRPO_REWARD_TYPES), ("loss_type", GRPO_LOSS_TYPES),
-                              ("scale_rewards", GRPO_SCALE_REWARDS)):
+                              ("scale_rewards", GRPO_SCALE_REWARDS), ("objective", GRPO_OBJECTIVES)):
             check(getattr(self, name) in choices, f"grpo.{name}", getattr(self, name), f"choose one of {choices}")
         check(self.num_generations >= 2, "grpo.num_generations", self.num_generations,
               "must be >= 2 (advantages compare replies in a group)")
@@ -89,6 +99,11 @@ class GRPOStageConfig:
         if self.reward_type == "mix":
             check(self.mix_heuristic_weight + self.mix_learned_weight > 0, "grpo.mix_heuristic_weight",
                   self.mix_heuristic_weight, "reward_type mix needs mix_heuristic_weight + mix_learned_weight > 0")
+        low = 2 if self.objective == "polychromic" else 1
+        check(low <= self.objective_k <= self.num_generations, "grpo.objective_k", self.objective_k,
+              f"must be in {low}..num_generations ({self.num_generations}) for objective {self.objective}")
+        check(self.objective_threshold is None or self.objective == "max_at_k", "grpo.objective_threshold",
+              self.objective_threshold, "only objective max_at_k takes a threshold; set it to null")
         check_sampling("grpo", self.temperature, self.top_p)
         check_positive(self, "grpo", ("max_completion_length", "prompts_per_step", "advantage_clip", "num_iterations",
                                       "learning_rate", "max_grad_norm", "gradient_accumulation_steps", "max_steps",

@@ -8,6 +8,7 @@ naming the base and the merged SFT adapter, so `replyrl.models.policy.load_polic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -26,7 +27,7 @@ from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.data.groups import group_key
 from replyrl.io import read_jsonl
-from replyrl.models.encoder import load_encoder
+from replyrl.models.encoder import encode, load_encoder
 from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import load_policy, read_lineage, write_lineage
 from replyrl.prompts import build_prompt
@@ -113,9 +114,10 @@ def run_grpo(
     started = time.perf_counter()
     if dry_run:
         config = dataclasses.replace(config, max_steps=1)
+    needs_encoder = reward_funcs is None or config.objective == "polychromic"
+    encoder = load_encoder(paths.encoder) if needs_encoder else None
     if reward_funcs is None:
         weights = reward_weights(config)
-        encoder = load_encoder(paths.encoder)
         funcs = build_reward_funcs(list(weights), reward, encoder, paths.reward_model, encoder_batch_size)
         reward_funcs = list(zip(funcs, weights.values()))
     funcs, weights = [f for f, _ in reward_funcs], [w for _, w in reward_funcs]
@@ -140,7 +142,8 @@ def run_grpo(
         live = run.live_dir(paths.live)
         if live is not None:
             callbacks.append(dvclive_callback(live))
-        trainer = build_trainer(config, model, tokenizer, dataset, funcs, weights, run.checkpoints, seed, callbacks)
+        trainer = build_trainer(config, model, tokenizer, dataset, funcs, weights, run.checkpoints, seed, callbacks,
+                                embed=encoder and functools.partial(encode, encoder, batch_size=encoder_batch_size))
         logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
                     len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
                     dict(zip(trainer.reward_func_names, weights)))

@@ -10,11 +10,14 @@ warm-start for the whole run.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from accelerate.utils import gather_object
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
@@ -24,6 +27,7 @@ from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import to_dict
 from replyrl.models.precision import precision_kwargs
 from replyrl.training.grpo_rewards import RewardFunc
+from replyrl.training.set_advantages import set_objective_advantages
 
 # The original recipe's metric names (alias -> TRL's name), logged beside TRL's; dvclive turns
 # `train_x` into `train/x`. The penalty is the KL term as it enters the loss: kl_coeff (TRL's beta) * kl.
@@ -31,21 +35,69 @@ RECIPE_NAMES = {"train_policy_loss": "loss", "train_avg_reward": "reward", "trai
                 "train_kl_penalty": "kl"}
 
 
-class ReplyGRPOTrainer(GRPOTrainer):
-    """`GRPOTrainer` plus three things TRL has no option for.
+Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised embeddings, one row per text
 
-    Advantage clipping (the original recipe's safeguard), a hard stop on a non-finite loss before
-    it reaches the weights, and the original recipe's metric names beside TRL's.
+
+@dataclass
+class SetObjective:
+    """A set-level objective (`replyrl.training.set_advantages`) and what it needs beyond the rewards."""
+
+    name: str  # "max_at_k" or "polychromic"
+    k: int
+    threshold: float | None = None  # max_at_k: rewards become 0/1 passes (Pass@k)
+    embed: Embed | None = None  # polychromic: embeds the completions
+
+
+class ReplyGRPOTrainer(GRPOTrainer):
+    """`GRPOTrainer` plus four things TRL has no option for.
+
+    Set-level advantages (`objective`): TRL computes only per-completion, group-normalised advantages,
+    so with a set objective they are recomputed from the same gathered rewards. Advantage clipping
+    (the original recipe's safeguard), a hard stop on a non-finite loss before it reaches the weights,
+    and the original recipe's metric names beside TRL's.
     """
 
-    def __init__(self, *args: Any, advantage_clip: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, advantage_clip: float, objective: SetObjective | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.advantage_clip = advantage_clip
+        self.objective = objective
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # Kept for the set advantages: every process's rewards (TRL gathers them) and completions.
+        self._gathered = (rewards_per_func, gather_object(list(completions)) if self.objective else None)
+        return rewards_per_func
+
+    def _set_advantages(self, local: int) -> torch.Tensor:
+        """This process's ``local`` advantages under ``self.objective``, scaled like TRL's (`scale_rewards`)."""
+        rewards_per_func, completions = self._gathered
+        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(dim=1)
+        groups = rewards.view(-1, self.num_generations).double().cpu().numpy()
+        if self.objective.threshold is not None:
+            groups = (groups >= self.objective.threshold).astype(np.float64)
+        embeddings = None
+        if self.objective.embed is not None:
+            embeddings = self.objective.embed(completions).reshape(*groups.shape, -1)
+        advantages = torch.as_tensor(
+            set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float32
+        )
+        # The same scaling as TRL's group objective, so max_at_k with k = 1 is exactly plain GRPO.
+        if self.scale_rewards == "group":
+            advantages = advantages / (torch.as_tensor(groups).std(dim=1, keepdim=True).float() + 1e-4)
+        elif self.scale_rewards == "batch":
+            advantages = advantages / (torch.as_tensor(groups).std().float() + 1e-4)
+        advantages = advantages.flatten().to(rewards.device)
+        start = self.accelerator.process_index * local
+        return advantages[start : start + local]
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
-        advantages = output["advantages"]
         mode = "train" if self.model.training else "eval"
+        if self.objective is not None:
+            output["advantages"] = self._set_advantages(len(output["advantages"]))
+            self._metrics[mode][f"advantages/{self.objective.name}_abs_mean"].append(
+                output["advantages"].abs().mean().item())
+        advantages = output["advantages"]
         # `_metrics` is the buffer TRL averages into each log line; subclasses add their metrics there.
         clipped = (advantages.abs() > self.advantage_clip).float().mean().item()
         self._metrics[mode]["advantages/clipped_frac"].append(clipped)
@@ -138,8 +190,12 @@ def build_trainer(
     output_dir: str | Path,
     seed: int,
     callbacks: Sequence[TrainerCallback] = (),
+    embed: Embed | None = None,
 ) -> ReplyGRPOTrainer:
-    """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top."""
+    """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top.
+
+    ``embed`` is needed by the polychromic objective only.
+    """
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
     args = grpo_args(config, output_dir, seed, reward_weights)
     if args.bf16:
@@ -157,4 +213,7 @@ def build_trainer(
         peft_config=lora,
         callbacks=list(callbacks),
         advantage_clip=config.advantage_clip,
+        objective=None if config.objective == "group" else SetObjective(
+            config.objective, config.objective_k, config.objective_threshold,
+            embed if config.objective == "polychromic" else None),
     )

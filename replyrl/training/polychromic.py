@@ -28,6 +28,7 @@ from trl import SFTConfig, SFTTrainer
 from replyrl.configs.sft import PolychromicTermConfig
 from replyrl.metrics.diversity import semantic_diversity
 from replyrl.models.encoder import encode
+from replyrl.training.set_advantages import set_score
 
 QualityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 TWEET_COLUMN = "tweet"
@@ -43,11 +44,6 @@ class PolychromicSFTConfig(SFTConfig, PolychromicTermConfig):
     def __post_init__(self) -> None:
         super().__post_init__()  # TRL's checks; they do not chain on to the term's
         self.check_term()
-
-
-def set_score(quality: np.ndarray, embeddings: np.ndarray) -> float:
-    """``f(S) = mean(quality) × semantic_diversity(S)``; 0 for a set of fewer than two replies."""
-    return float(np.mean(quality)) * semantic_diversity(embeddings) if len(quality) else 0.0
 
 
 def leave_one_out_advantages(quality: np.ndarray, embeddings: np.ndarray) -> np.ndarray:

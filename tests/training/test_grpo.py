@@ -20,7 +20,8 @@ from replyrl.models.policy import load_policy, write_lineage
 from replyrl.prompts import build_prompt
 from replyrl.training.grpo import SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
 from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
-from replyrl.training.grpo_trainer import build_trainer
+from replyrl.training.grpo_trainer import SetObjective, build_trainer
+from replyrl.training.set_advantages import max_at_k_advantages
 from replyrl.training.report import summarize_grpo
 
 # Two rows share a tweet id: GRPO must see that tweet once.
@@ -250,3 +251,31 @@ def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, p
     assert reward.training_calls == 2  # only steps 2 and 3 were run again
     assert (tmp_path / "out" / "adapter_model.safetensors").exists()
     assert not (tmp_path / "ckpt").exists()  # a finished run leaves nothing to resume
+
+
+def test_set_objective_advantages_replace_trls(warm_start: Path):
+    merged, tokenizer = load_policy(warm_start, merge=True)
+    dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
+    config = tiny_config(num_generations=4, advantage_clip=100.0)
+    trainer = build_trainer(config, merged, tokenizer, dataset, [as_reward_func(LengthReward(batch=8))], [1.0],
+                            output_dir=Path(warm_start).parent / "unused_set", seed=0)
+    trainer.model.train()
+    batch = [row for row in dataset.select(range(2)) for _ in range(config.num_generations)]
+    trls = trainer._generate_and_score_completions(batch)["advantages"]
+    rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
+    # k = 1 is the mean-reward objective: exactly TRL's group-normalised advantages.
+    trainer.objective = SetObjective("max_at_k", k=1)
+    torch.testing.assert_close(trainer._set_advantages(len(batch)), trls)
+    # k = 2: the max@2 marginal contributions, scaled by the group's reward std as TRL scales.
+    trainer.objective = SetObjective("max_at_k", k=2)
+    expected = np.concatenate([max_at_k_advantages(r, 2) / (r.std(ddof=1) + 1e-4) for r in rewards])
+    torch.testing.assert_close(trainer._set_advantages(len(batch)), torch.as_tensor(expected, dtype=torch.float32))
+
+
+def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, phase2_file: Path, tmp_path: Path,
+                                                            encoder_dir: Path):
+    config = tiny_config(objective="polychromic", objective_k=2, sample_every=100, sample_prompts=1)
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ck", out=tmp_path / "out",
+                      encoder=encoder_dir, live=tmp_path / "live")
+    assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)])["steps"] == 2
+    assert (tmp_path / "live/plots/metrics/advantages/polychromic_abs_mean.tsv").exists()

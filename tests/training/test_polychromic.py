@@ -14,12 +14,8 @@ from replyrl.configs.sft import SFTStageConfig
 from replyrl.io import write_jsonl
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
-from replyrl.training.polychromic import (
-    PolychromicSFTTrainer,
-    completion_mask,
-    leave_one_out_advantages,
-    set_score,
-)
+from replyrl.training.polychromic import PolychromicSFTTrainer, completion_mask, leave_one_out_advantages
+from replyrl.training.set_advantages import set_score
 from replyrl.training.sft import SFTPaths, lora_config, prompt_completion_dataset, run_sft, trainer_config
 
 PROMPT = PromptConfig()
