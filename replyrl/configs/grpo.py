@@ -7,6 +7,7 @@ recipe differs from these CPU-demo values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import comb
 from typing import ClassVar
 
 from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
@@ -16,6 +17,7 @@ GRPO_REWARD_TYPES = ("heuristic", "learned", "mix")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 GRPO_SCALE_REWARDS = ("group", "batch", "none")
 GRPO_OBJECTIVES = ("group", "max_at_k", "polychromic")
+MAX_SUBSETS = 5000  # polychromic enumerates the C(G, k) subsets of each group, in Python
 
 
 @dataclass
@@ -102,6 +104,9 @@ class GRPOStageConfig:
         low = 2 if self.objective == "polychromic" else 1
         check(low <= self.objective_k <= self.num_generations, "grpo.objective_k", self.objective_k,
               f"must be in {low}..num_generations ({self.num_generations}) for objective {self.objective}")
+        check(self.objective != "polychromic" or comb(self.num_generations, self.objective_k) <= MAX_SUBSETS,
+              "grpo.objective_k", self.objective_k,
+              f"C(num_generations, objective_k) must be <= {MAX_SUBSETS} (the polychromic objective enumerates subsets)")
         check(self.objective_threshold is None or self.objective == "max_at_k", "grpo.objective_threshold",
               self.objective_threshold, "only objective max_at_k takes a threshold; set it to null")
         check_sampling("grpo", self.temperature, self.top_p)

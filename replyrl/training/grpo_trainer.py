@@ -69,9 +69,12 @@ class ReplyGRPOTrainer(GRPOTrainer):
         return rewards_per_func
 
     def _set_advantages(self, local: int) -> torch.Tensor:
-        """This process's ``local`` advantages under ``self.objective``, scaled like TRL's (`scale_rewards`)."""
+        """This process's ``local`` advantages under ``self.objective`` (max_at_k scaled like TRL's, `scale_rewards`)."""
         rewards_per_func, completions = self._gathered
-        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).nansum(dim=1)
+        if torch.isnan(rewards_per_func).any():
+            # TRL drops unscored completions from its group statistics; a subset's max or diversity cannot.
+            raise ValueError(f"grpo.objective {self.objective.name} needs every completion scored by every reward")
+        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).sum(dim=1)
         groups = rewards.view(-1, self.num_generations).double().cpu().numpy()
         if self.objective.threshold is not None:
             groups = (groups >= self.objective.threshold).astype(np.float64)
@@ -81,10 +84,12 @@ class ReplyGRPOTrainer(GRPOTrainer):
         advantages = torch.as_tensor(
             set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float32
         )
-        # The same scaling as TRL's group objective, so max_at_k with k = 1 is exactly plain GRPO.
-        if self.scale_rewards == "group":
+        # max_at_k is scaled as TRL scales the group objective, so k = 1 is exactly plain GRPO. The polychromic
+        # advantages are not proportional to the rewards' spread (tied rewards still differ in diversity):
+        # dividing by the reward std would blow them up, so they are left unscaled.
+        if self.objective.name == "max_at_k" and self.scale_rewards == "group":
             advantages = advantages / (torch.as_tensor(groups).std(dim=1, keepdim=True).float() + 1e-4)
-        elif self.scale_rewards == "batch":
+        elif self.objective.name == "max_at_k" and self.scale_rewards == "batch":
             advantages = advantages / (torch.as_tensor(groups).std().float() + 1e-4)
         advantages = advantages.flatten().to(rewards.device)
         start = self.accelerator.process_index * local

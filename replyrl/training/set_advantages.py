@@ -15,8 +15,9 @@ arXiv 2509.25424). Objectives:
 - ``polychromic``: ``f(S) = mean reward of S x diversity of S`` (mean pairwise cosine distance of the
   completions' embeddings), the set objective of the polychromic SFT; computed by enumeration.
 
-With k = 1 both reduce to ``r_i - mean(r)`` (polychromic: a single reply has no diversity, so k >= 2
-there); with k = G every subset is the whole group and every advantage is 0. Pure numpy, no I/O.
+With k = 1 ``max_at_k`` reduces to ``r_i - mean(r)`` (polychromic needs k >= 2: a single reply has no
+diversity); with k = G every subset is the whole group and every advantage is 0. The advantages sum to
+zero over a group and are monotone in the reward for ``max_at_k``. Pure numpy, no I/O.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from replyrl.prompts import build_prompt
 from replyrl.training.grpo import SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
 from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
 from replyrl.training.grpo_trainer import SetObjective, build_trainer
-from replyrl.training.set_advantages import max_at_k_advantages
 from replyrl.training.report import summarize_grpo
+from replyrl.training.set_advantages import max_at_k_advantages, polychromic_advantages
 
 # Two rows share a tweet id: GRPO must see that tweet once.
 ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet number {i} about topic {i * 7}", "reply": "r"} for i in range(6)]
@@ -279,3 +279,21 @@ def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, 
                       encoder=encoder_dir, live=tmp_path / "live")
     assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)])["steps"] == 2
     assert (tmp_path / "live/plots/metrics/advantages/polychromic_abs_mean.tsv").exists()
+
+
+def test_polychromic_advantages_are_not_scaled_by_the_reward_std(warm_start: Path):
+    merged, tokenizer = load_policy(warm_start, merge=True)
+    dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
+    config = tiny_config(num_generations=4, advantage_clip=100.0)
+    trainer = build_trainer(config, merged, tokenizer, dataset, [as_reward_func(LengthReward(batch=8))], [1.0],
+                            output_dir=Path(warm_start).parent / "unused_poly", seed=0)
+    trainer.model.train()
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(8, 5))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    trainer.objective = SetObjective("polychromic", k=2, embed=lambda texts: emb[: len(texts)])
+    got = trainer._generate_and_score_completions([row for row in dataset.select(range(2)) for _ in range(4)])
+    rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
+    # Embeddings come in the gathered completions' order: row i of the batch is completion i.
+    expected = np.concatenate([polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)])
+    torch.testing.assert_close(got["advantages"], torch.as_tensor(expected, dtype=torch.float32))

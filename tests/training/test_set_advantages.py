@@ -46,7 +46,7 @@ def test_edge_cases():
     np.testing.assert_allclose(max_at_k_advantages(rewards, 4), 0.0, atol=1e-12)
     # All rewards equal: nothing to prefer.
     np.testing.assert_allclose(max_at_k_advantages(np.full(6, 0.7), 3), 0.0, atol=1e-12)
-    emb = np.eye(4)
+    emb = np.eye(4)  # equidistant replies: with equal rewards too, no reply adds more than another
     np.testing.assert_allclose(polychromic_advantages(np.full(4, 0.5), emb, 2), 0.0, atol=1e-12)
     with pytest.raises(ValueError, match="k must be in 1..4"):
         max_at_k_advantages(rewards, 5)
@@ -55,7 +55,7 @@ def test_edge_cases():
 
 
 def test_max_at_k_credits_the_best_and_flattens_the_rest():
-    rewards = np.array([0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.4, 0.8])
+    rewards = np.array([0.1, 0.5, 0.3, 0.9, 0.2, 0.6, 0.4, 0.8])  # distinct, so "best" and "range" are strict
     group = rewards - rewards.mean()
     for k in (2, 4):
         advantages = max_at_k_advantages(rewards, k)
