@@ -253,14 +253,19 @@ def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, p
     assert not (tmp_path / "ckpt").exists()  # a finished run leaves nothing to resume
 
 
-def test_set_objective_advantages_replace_trls(warm_start: Path):
+def trainer_on_two_groups(warm_start: Path, folder: str) -> tuple:
+    """A trainer with groups of 4 (advantages unclipped) and one rollout batch: 2 prompts x 4, as TRL yields them."""
     merged, tokenizer = load_policy(warm_start, merge=True)
     dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
-    config = tiny_config(num_generations=4, advantage_clip=100.0)
-    trainer = build_trainer(config, merged, tokenizer, dataset, [as_reward_func(LengthReward(batch=8))], [1.0],
-                            output_dir=Path(warm_start).parent / "unused_set", seed=0)
+    trainer = build_trainer(tiny_config(num_generations=4, advantage_clip=100.0), merged, tokenizer, dataset,
+                            [as_reward_func(LengthReward(batch=8))], [1.0], output_dir=Path(warm_start).parent / folder,
+                            seed=0)
     trainer.model.train()
-    batch = [row for row in dataset.select(range(2)) for _ in range(config.num_generations)]
+    return trainer, [row for row in dataset.select(range(2)) for _ in range(4)]
+
+
+def test_set_objective_advantages_replace_trls(warm_start: Path):
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_set")
     trls = trainer._generate_and_score_completions(batch)["advantages"]
     rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
     # k = 1 is the mean-reward objective: exactly TRL's group-normalised advantages.
@@ -282,17 +287,12 @@ def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, 
 
 
 def test_polychromic_advantages_are_not_scaled_by_the_reward_std(warm_start: Path):
-    merged, tokenizer = load_policy(warm_start, merge=True)
-    dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
-    config = tiny_config(num_generations=4, advantage_clip=100.0)
-    trainer = build_trainer(config, merged, tokenizer, dataset, [as_reward_func(LengthReward(batch=8))], [1.0],
-                            output_dir=Path(warm_start).parent / "unused_poly", seed=0)
-    trainer.model.train()
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_poly")
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(8, 5))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     trainer.objective = SetObjective("polychromic", k=2, embed=lambda texts: emb[: len(texts)])
-    got = trainer._generate_and_score_completions([row for row in dataset.select(range(2)) for _ in range(4)])
+    got = trainer._generate_and_score_completions(batch)
     rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
     # Embeddings come in the gathered completions' order: row i of the batch is completion i.
     expected = np.concatenate([polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)])
