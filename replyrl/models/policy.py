@@ -20,6 +20,25 @@ from replyrl.models.base import load_base
 LINEAGE_FILE = "lineage.json"
 
 
+def save_adapter(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out: str | Path, base: str | Path,
+    merged: list[str | Path],
+) -> None:
+    """Write a trained adapter folder: the adapter, the tokenizer and its `lineage.json`.
+
+    peft keeps `target_modules` as a set, which it writes in the order of Python's per-process string
+    hashing: sorted here, so the same training gives a byte-identical folder (and an unchanged DVC md5).
+    """
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    config_file = Path(out, "adapter_config.json")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_lineage(out, base, merged)
+
+
 def write_lineage(out: str | Path, base: str | Path, merged: list[str | Path]) -> None:
     """Record how ``out``'s adapter sits on top of the base (paths as the pipeline names them)."""
     lineage = {"base": str(base), "merged": [str(m) for m in merged]}

@@ -29,7 +29,7 @@ from replyrl.data.groups import group_key
 from replyrl.io import read_jsonl
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.models.lora import check_lora_targets
-from replyrl.models.policy import load_policy, read_lineage, write_lineage
+from replyrl.models.policy import load_policy, read_lineage, save_adapter
 from replyrl.prompts import build_prompt
 from replyrl.sampling import SamplingConfig
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
@@ -88,9 +88,7 @@ def save_policy(
 ) -> None:
     """Write the GRPO adapter + tokenizer + lineage (base, then the merged warm-start chain) into ``out``."""
     lineage = read_lineage(warm_start)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    write_lineage(out, lineage["base"], [*lineage["merged"], warm_start])
+    save_adapter(model, tokenizer, out, lineage["base"], [*lineage["merged"], warm_start])
 
 
 def run_grpo(

@@ -29,7 +29,7 @@ from replyrl.io import read_jsonl, write_json
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
 from replyrl.models.lora import check_lora_targets
-from replyrl.models.policy import write_lineage
+from replyrl.models.policy import save_adapter
 from replyrl.models.precision import precision_kwargs
 from replyrl.prompts import build_prompt
 from replyrl.rewards import load_reward
@@ -212,10 +212,8 @@ def run_sft(
 
         def write(folder: Path) -> None:
             # load_best_model_at_end put the best checkpoint's adapter back into the model.
-            trainer.model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
+            save_adapter(trainer.model, tokenizer, folder, paths.base, [])
             write_json(folder / PARAMS_FILE, record)
-            write_lineage(folder, paths.base, [])
 
         if run.finish(trainer, paths.out, write) and paths.plot is not None:
             plot_sft_losses(state.log_history, paths.plot)

@@ -97,6 +97,9 @@ def test_adapter_folder_reloads_and_generates(trained, tiny_base_dir):
     paths, _ = trained
     assert read_json(paths.out / PARAMS_FILE)["train"]["max_steps"] == 6
     assert read_lineage(paths.out) == {"base": str(tiny_base_dir), "merged": []}
+    # peft writes its target set in hash order; the folder must not depend on the process's hash seed.
+    targets = read_json(paths.out / "adapter_config.json")["target_modules"]
+    assert targets == sorted(targets) == ["k_proj", "o_proj", "q_proj", "v_proj"]
     base, _ = load_base(tiny_base_dir)
     model, tokenizer = load_policy(paths.out)
     # Training moved the weights: the merged adapter is not a no-op.
