@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from replyrl.configs.loader import ConfigError
 from replyrl.configs.prompt import PromptConfig
 from replyrl.models.base import PACKAGED_SMOLLM2, export_base, load_base
 from replyrl.models.encoder import PACKAGED_MINILM, encode, export_encoder, load_encoder
@@ -32,3 +33,13 @@ def test_real_packaged_models_export_reload_and_generate(tmp_path):
 
     emb = encode(load_encoder(tmp_path / "encoder", device="cpu"), replies)
     assert emb.shape == (2, 384)
+
+
+def test_unreachable_hub_id_is_one_line_naming_the_param(tmp_path):
+    # The tests run offline (HF_HUB_OFFLINE=1), as the pipeline does: a hub id not in the cache cannot load.
+    with pytest.raises(ConfigError, match=r"^base.model: 'no-such-org/no-such-model' is not a local folder .* "
+                                          r"set base.model to that folder$"):
+        export_base("no-such-org/no-such-model", tmp_path / "base")
+    with pytest.raises(ConfigError, match=r"^encoder.model: 'no-such-org/no-such-encoder' is not a local folder"):
+        export_encoder("no-such-org/no-such-encoder", tmp_path / "encoder")
+    assert not (tmp_path / "base").exists() and not (tmp_path / "encoder").exists()
