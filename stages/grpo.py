@@ -5,7 +5,9 @@
         --live dvclive/grpo/from_baseline/seed_42 --metrics metrics/grpo/from_baseline_seed_42.json \
         --plot plots/grpo/from_baseline_seed_42.png
 
-A killed run resumes from its last checkpoint when rerun with the same params and inputs.
+A killed run resumes from its last checkpoint when rerun with the same params and inputs. On the
+built-in sample every rollout is also scored by the gold engagement function and logged as
+`gold/mean` beside the training reward and the KL: a monitor, never part of the reward.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
-from replyrl.io import write_json
+from replyrl.data.gold import gold_monitor
+from replyrl.data.schema import CONTEXT_FIELD
+from replyrl.io import read_jsonl, write_json
 from replyrl.models.precision import process_state
 from replyrl.training.grpo import GRPOPaths, run_grpo
 
@@ -47,8 +51,11 @@ def main() -> None:
         warm_start=Path(args.warm_start), data=Path(args.data), checkpoints=Path(args.checkpoints), out=Path(args.out),
         encoder=Path(args.encoder), reward_model=Path(args.reward_model), live=Path(args.live), plot=Path(args.plot),
     )
+    # The gold needs each tweet's chat ratings: only the built-in sample has them.
+    sample = all(CONTEXT_FIELD in row for row in read_jsonl(paths.data))
     metrics = run_grpo(config, paths, prompt=params.prompt, reward=params.reward, seed=args.seed,
-                       encoder_batch_size=params.encoder.batch_size, dry_run=args.dry_run)
+                       encoder_batch_size=params.encoder.batch_size, monitors={"gold": gold_monitor} if sample else None,
+                       dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
     if not args.dry_run and process_state().is_main_process:
         write_json(args.metrics, metrics)

@@ -46,6 +46,7 @@ def train(args: argparse.Namespace, config: RewardConfig, batch_size: int) -> No
     metrics.update({
         "learned/target_pearson": config.target_pearson,
         "learned/meets_target": pearson is not None and pearson > config.target_pearson,
+        "learned/beats_constant": metrics["learned/mse"] < metrics["constant/mse"],
         "learned/best_epoch": report["best_epoch"],
         "learned/val_mse": report["val_mse"],
         "learned/val_pearson": report["val_pearson"],

@@ -32,7 +32,8 @@ def main() -> None:
     write_json(args.statistics, statistics)
     with atomic_path(args.plot) as tmp:
         plot_split_distributions(splits, statistics, tmp)
-    logger.info("rows per split: %s; tweet overlaps: %s", statistics["rows"], statistics["tweet_overlap"])
+    logger.info("rows per split: %s; tweet overlaps: %s; conversation (group) overlaps: %s", statistics["rows"],
+                statistics["tweet_overlap"], statistics["group_overlap"])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
 
-PASS_JUDGES = ("learned", "heuristic", "llm")
+PASS_JUDGES = ("gold", "learned", "heuristic", "llm")
 CORRECTIONS = ("holm", "bonferroni")
 JUDGE_PROVIDERS = ("anthropic", "openai")
 
@@ -18,10 +18,13 @@ JUDGE_PROVIDERS = ("anthropic", "openai")
 @dataclass
 class PassAtKConfig:
     judge: str = help_field(
-        "learned", "Who scores a sample: `learned` (predicted engagement), `heuristic` or `llm` (pairwise vs the human reply)."
+        "gold",
+        "Who scores a sample: `gold` (the sample's ground-truth engagement function; needs the sample's chat "
+        "ratings), `learned` (predicted engagement), `heuristic` or `llm` (pairwise vs the human reply). The gold "
+        "and the learned proxy are reported beside it wherever they are available.",
     )
     threshold: float | None = help_field(
-        None, "A sample passes when its judge score >= this; null = median judge score of the human replies."
+        None, "A sample passes when its Pass@k judge score >= this; null = median judge score of the human replies."
     )
     k: list[int] = help_field([1, 3, 5, 10], "The k of Pass@k.")
     bootstrap_samples: int = help_field(1000, "Bootstrap resamples (over prompts) for the CI.")

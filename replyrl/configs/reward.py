@@ -74,7 +74,7 @@ class LearnedRewardConfig:
     max_epochs: int = help_field(200, "Upper bound on epochs; early stopping ends sooner.")
     patience: int = help_field(10, "Stop after this many epochs without a lower validation MSE.")
     validation_fraction: float = help_field(
-        0.1, "Share of the training tweets (grouped by tweet) held out for early stopping."
+        0.1, "Share of the training groups (conversations, else tweets; `groups.group_key`) held out for early stopping."
     )
     seed: int = help_field(42, "Seed of the validation slice, initialisation and shuffling.")
 

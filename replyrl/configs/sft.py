@@ -112,7 +112,7 @@ class PolychromicSFTParams(PolychromicTermConfig):
 @dataclass
 class SFTStageConfig:
     validation_fraction: float = help_field(
-        0.01, "Share of the training tweets (grouped by tweet) held out for eval loss."
+        0.01, "Share of the training groups (conversations, else tweets) held out, whole, for eval loss."
     )
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     lora: SFTLoraConfig = field(default_factory=SFTLoraConfig)

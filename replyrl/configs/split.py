@@ -10,8 +10,8 @@ from replyrl.configs.loader import check, help_field
 @dataclass
 class SplitConfig:
     seed: int = help_field(42, "Seed of the grouped, stratified split.")
-    test_fraction: float = help_field(0.1, "Share of tweets held out for the test set.")
-    split_ratio: float = help_field(0.5, "Share of the non-test tweets that go to phase 1 (SFT); the rest to phase 2.")
+    test_fraction: float = help_field(0.1, "Share of groups (conversations, else tweets) held out for the test set.")
+    split_ratio: float = help_field(0.5, "Share of the non-test groups that go to phase 1 (SFT); the rest to phase 2.")
 
     def __post_init__(self) -> None:
         for name in ("test_fraction", "split_ratio"):

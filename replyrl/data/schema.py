@@ -10,8 +10,14 @@ TEXT_FIELDS = ("tweet", "reply")
 LIKE_FIELDS = ("tweet_likes", "reply_likes")
 REQUIRED_FIELDS = TEXT_FIELDS + LIKE_FIELDS
 # Kept when present (as are any other fields). Ids must be str or int: they decide the split groups.
-ID_FIELDS = ("tweet_id", "reply_id")
-OPTIONAL_FIELDS = ID_FIELDS + ("tweet_author", "reply_author", "created_at")
+# `conversation_id` groups the pairs of one thread (several tweets, each with replies): when present it,
+# not the tweet, is the unit no split may divide (`groups.group_key`).
+ID_FIELDS = ("tweet_id", "reply_id", "conversation_id")
+# Only the built-in sample has these: the chat's human ratings (the gold's context) and the gold
+# engagement of the human reply (`gold.py`). Evaluation reads them; training never does.
+CONTEXT_FIELD = "chat_ratings"
+GOLD_FIELD = "gold"
+OPTIONAL_FIELDS = ID_FIELDS + ("tweet_author", "reply_author", "created_at", CONTEXT_FIELD, GOLD_FIELD)
 
 
 def engagement(tweet_likes: int, reply_likes: int) -> float:

@@ -1,15 +1,18 @@
 """Grouped, engagement-stratified split into test, phase 1 (SFT warm-start) and phase 2 (GRPO).
 
-Groups are tweets (``schema.group_key``): all replies to one tweet land in one split, so no tweet is
-trained on and tested on. Each group is stratified by the engagement quartile of its mean
+Groups are conversations, or tweets where rows carry no ``conversation_id`` (`groups.group_key`): all
+pairs of one conversation land in one split, so nothing a test pair comes from is trained on. Each group is stratified by the engagement quartile of its mean
 engagement, with quartile edges taken from the whole prepared set; sklearn's ``train_test_split``
 then draws the test groups, and splits the rest into phase 1 and phase 2, in each stratum alike.
+Each split's rows are written sorted by (group, tweet, reply), so the files are byte-identical for
+any order of the input rows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,12 @@ from scipy import stats
 from sklearn.model_selection import train_test_split
 
 from replyrl.configs.split import SplitConfig
-from replyrl.data.groups import group_key
+from replyrl.data.groups import group_key, tweet_key
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("phase1", "phase2", "full", "test")  # full = phase1 + phase2, for the full-SFT comparison models
+DISJOINT = ("phase1", "phase2", "test")  # full overlaps the phases by definition; it must not overlap test
 QUARTILES = ("q1", "q2", "q3", "q4")
 
 
@@ -41,8 +45,13 @@ def assign_quartiles(engagement: Sequence[float], edges: np.ndarray) -> np.ndarr
     return np.searchsorted(edges, np.asarray(engagement, dtype=np.float64), side="left")
 
 
+def row_order(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Sort key of the split files: group, tweet, then the texts (prepared (tweet, reply) pairs are unique)."""
+    return group_key(row), tweet_key(row), row["reply"], row["tweet"]
+
+
 def split_rows(rows: Sequence[dict[str, Any]], config: SplitConfig) -> dict[str, list[dict[str, Any]]]:
-    """Split prepared rows into ``SPLITS``; rows keep their input order within each split."""
+    """Split prepared rows into ``SPLITS``, each sorted by `row_order` (independent of the input order)."""
     frame = pd.DataFrame({"group": [group_key(row) for row in rows], "engagement": [row["engagement"] for row in rows]})
     edges = quartile_edges(frame["engagement"])
     # Sorted group keys make the split independent of the order of the input rows.
@@ -62,12 +71,20 @@ def split_rows(rows: Sequence[dict[str, Any]], config: SplitConfig) -> dict[str,
         ) from None
     membership = {"phase1": set(phase1), "phase2": set(phase2), "full": set(rest), "test": set(test)}
     return {
-        name: [row for row, group in zip(rows, frame["group"]) if group in keys] for name, keys in membership.items()
+        name: sorted((row for row, group in zip(rows, frame["group"]) if group in keys), key=row_order)
+        for name, keys in membership.items()
     }
 
 
+def overlaps(splits: dict[str, list[dict[str, Any]]], key: Callable[[dict[str, Any]], str]) -> dict[str, int]:
+    """How many ``key`` values (tweets, conversations) each pair of disjoint splits shares; all must be 0."""
+    values = {name: {key(row) for row in splits[name]} for name in DISJOINT}
+    return {f"{a}_{b}": len(values[a] & values[b]) for a, b in combinations(DISJOINT, 2)}
+
+
 def split_statistics(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Counts, per-quartile counts, engagement summaries, phase 1 vs 2 tests and tweet overlaps."""
+    """Counts, per-quartile counts, engagement summaries, phase 1 vs 2 tests, and the tweet and
+    conversation (group) overlaps between every pair of splits."""
     all_rows = splits["full"] + splits["test"]
     edges = quartile_edges([row["engagement"] for row in all_rows])
     engagement = {name: pd.Series([row["engagement"] for row in rows], dtype=float) for name, rows in splits.items()}
@@ -80,10 +97,10 @@ def split_statistics(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     table = table[:, table.sum(axis=0) > 0]
     chi2 = stats.chi2_contingency(table)
     ks = stats.ks_2samp(engagement["phase1"], engagement["phase2"])
-    groups = {name: {group_key(row) for row in rows} for name, rows in splits.items()}
     return {
         "rows": {name: len(rows) for name, rows in splits.items()} | {"total": len(all_rows)},
-        "tweets": {name: len(keys) for name, keys in groups.items()},
+        "tweets": {name: len({tweet_key(row) for row in rows}) for name, rows in splits.items()},
+        "groups": {name: len({group_key(row) for row in rows}) for name, rows in splits.items()},
         "quartile_edges": {q: float(edge) for q, edge in zip(("q1_max", "q2_max", "q3_max"), edges)},
         "quartile_counts": {
             name: {q: int(n) for q, n in zip(QUARTILES, counts)} for name, counts in quartile_counts.items()
@@ -96,11 +113,9 @@ def split_statistics(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "statistic": float(chi2.statistic), "dof": int(chi2.dof), "p_value": float(chi2.pvalue)
         },
         "ks_phase1_vs_phase2": {"statistic": float(ks.statistic), "p_value": float(ks.pvalue)},
-        "tweet_overlap": {
-            "phase1_phase2": len(groups["phase1"] & groups["phase2"]),
-            "phase1_test": len(groups["phase1"] & groups["test"]),
-            "phase2_test": len(groups["phase2"] & groups["test"]),
-        },
+        # Groups are conversations when rows carry conversation_id, else tweets (then the two agree).
+        "tweet_overlap": overlaps(splits, tweet_key),
+        "group_overlap": overlaps(splits, group_key),
     }
 
 

@@ -2,7 +2,13 @@
 
 Every metric is first computed per test tweet (one row per model x seed x tweet in `per_prompt`),
 then averaged over tweets per seed, then reported as mean and std over seeds. Bootstrap intervals
-and significance tests use each tweet's value averaged over seeds, paired by tweet across models.
+and significance tests use each group's value (the conversation, or the tweet: `groups.group_key`)
+averaged over seeds and its tweets, paired by group across models.
+
+Judges: Pass@k uses ``evaluate.pass_at_k.judge``. On the sample the gold engagement function (the
+ground truth behind the likes) and the learned proxy are both reported, side by side (``pass@k`` and
+``gold_score`` beside ``pass@k_learned`` and ``predicted_engagement``), so a model that games the
+proxy shows as a gap between the two.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from tqdm.auto import tqdm
 
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.reward import RewardConfig
+from replyrl.data.gold import context_of, gold_scores
+from replyrl.data.schema import CONTEXT_FIELD
 from replyrl.evaluation import judge as llm_judge
 from replyrl.io import finite_or_none, read_json, read_jsonl
 from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
@@ -30,15 +38,20 @@ from replyrl.rewards import load_reward
 logger = logging.getLogger(__name__)
 
 TextScorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
-GENERATION_FIELDS = ("tweet_id", "tweet", "references", "samples", "greedy")
+GoldScorer = Callable[[Sequence[str], Sequence[str], Sequence[dict]], np.ndarray]  # (tweets, replies, contexts)
+GENERATION_FIELDS = ("tweet_id", "group_id", "tweet", "references", "samples", "greedy")
 # Per-tweet columns besides pass@k, in report order; all but self_bleu are "higher is better".
+# gold_score is there only when the tweets carry the gold's context (the sample).
 METRICS = (
     "self_bleu", "distinct_1", "distinct_2", "semantic_diversity",
-    "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement",
+    "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement", "gold_score",
 )
 LOWER_IS_BETTER = {"self_bleu"}
 # Per-tweet values compared between models by the significance tests (besides the largest-k Pass@k).
-TESTED = ("predicted_engagement",)
+TESTED = ("predicted_engagement", "gold_score")
+ID_COLUMNS = ("model", "seed", "tweet_id", "group_id")  # of `per_prompt`; every other column is a metric
+# The mean per-sample score column of each judge.
+SCORE_COLUMNS = {"gold": "gold_score", "learned": "predicted_engagement", "heuristic": "heuristic_reward"}
 GRPO_KL_KEY = "kl/final"  # written by the grpo stage into metrics/grpo/from_<init>_seed_<seed>.json
 
 
@@ -50,6 +63,7 @@ class Scorers:
     heuristic: TextScorer
     embed: Callable[[Sequence[str]], np.ndarray]  # L2-normalised rows
     bertscore: BertScore
+    gold: GoldScorer = gold_scores  # the sample's ground truth; needs each tweet's context
 
 
 @dataclass
@@ -63,6 +77,7 @@ class Evaluation:
     models: list[str]
     seeds: list[int]
     threshold: float
+    thresholds: dict[str, float]  # per reported judge (the first is `evaluate.pass_at_k.judge`)
     grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_from_<init>/seed_<seed>
     bertscore_model: str
 
@@ -166,26 +181,63 @@ def judge_scores(generations: dict[tuple[str, int], list[dict]], config: Evaluat
     return greedy, samples
 
 
+def reported_judges(generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig) -> list[str]:
+    """The Pass@k judge first, then the gold and the learned proxy where available, reported side by side.
+
+    The gold needs every tweet's context (only the sample has it); as the Pass@k judge without it,
+    this raises naming the first generation row that lacks it.
+    """
+    judge = config.pass_at_k.judge
+    missing = next(((key, i) for key, rows in generations.items() for i, row in enumerate(rows)
+                    if CONTEXT_FIELD not in row), None)
+    if judge == "gold" and missing is not None:
+        (model, seed), i = missing
+        context_of(generations[model, seed][i], f"evaluate.pass_at_k.judge=gold: {model}/seed_{seed}.jsonl line {i + 1}")
+    extra = [j for j in ("gold", "learned") if j != judge and (j != "gold" or missing is None)]
+    return [judge, *extra]
+
+
+def judge_scores_per_row(
+    rows: Sequence[dict], texts: Sequence[Sequence[str]], judge: str, scorers: Scorers
+) -> list[np.ndarray]:
+    """``judge``'s score of each reply in ``texts[i]`` to ``rows[i]["tweet"]``, one array per row, from
+    one batched call (``judge`` is gold, learned or heuristic)."""
+    tweets = [row["tweet"] for row, group in zip(rows, texts) for _ in group]
+    replies = [text for group in texts for text in group]
+    if judge == "gold":
+        contexts = [context_of(row, f"tweet {row['tweet_id']}") for row, group in zip(rows, texts) for _ in group]
+        flat = scorers.gold(tweets, replies, contexts)
+    else:
+        flat = (scorers.engagement if judge == "learned" else scorers.heuristic)(tweets, replies)
+    return np.split(np.asarray(flat, dtype=np.float64), np.cumsum([len(group) for group in texts])[:-1])
+
+
 def per_prompt_metrics(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig
-) -> tuple[pd.DataFrame, float]:
-    """One row per (model, seed, tweet) with every metric; and the resolved pass threshold."""
-    engagement = {key: _score_samples(rows, scorers.engagement) for key, rows in generations.items()}
-    heuristic = {key: _score_samples(rows, scorers.heuristic) for key, rows in generations.items()}
-    llm_greedy, llm_samples = judge_scores(generations, config) if config.judge.enabled else ({}, {})
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """One row per (model, seed, tweet) with every metric; and the pass threshold of each reported judge.
 
-    judge = config.pass_at_k.judge
-    if judge == "llm":
+    Pass@k columns: ``pass@k`` under ``evaluate.pass_at_k.judge``, ``pass@k_<judge>`` under each other
+    reported judge (`reported_judges`).
+    """
+    judges = reported_judges(generations, config)
+    scored = [j for j in dict.fromkeys([*judges, "learned", "heuristic"]) if j != "llm"]
+    scores = {
+        judge: {key: np.stack(judge_scores_per_row(rows, [row["samples"] for row in rows], judge, scorers))
+                for key, rows in generations.items()}
+        for judge in scored
+    }
+    llm_greedy, llm_samples = judge_scores(generations, config) if config.judge.enabled else ({}, {})
+    if "llm" in judges:
         unjudged = sum(int(np.isnan(s).sum()) for s in llm_samples.values())
         if unjudged:
             raise RuntimeError(f"evaluate.pass_at_k.judge is 'llm' but {unjudged} samples are not judged (see the "
                                "log: no API key for evaluate.judge.provider, evaluate.judge.max_calls or an API error); rerun to "
                                "continue from the cache")
-        pass_scores = llm_samples
-    else:
-        pass_scores = engagement if judge == "learned" else heuristic
-    threshold = resolve_threshold(next(iter(generations.values())), scorers, config)
-    logger.info("pass threshold %.4f (judge %s)", threshold, judge)
+        scores["llm"] = llm_samples
+    rows0 = next(iter(generations.values()))
+    thresholds = {judge: resolve_threshold(rows0, judge, scorers, config) for judge in judges}
+    logger.info("pass thresholds: %s (the first is the Pass@k judge)", thresholds)
 
     frames = []
     for key, rows in tqdm(generations.items(), desc="metrics", unit="file"):
@@ -197,6 +249,7 @@ def per_prompt_metrics(
         emb = scorers.embed([s for group in samples for s in group])
         frame = pd.DataFrame({
             "model": model, "seed": seed, "tweet_id": [row["tweet_id"] for row in rows],
+            "group_id": [row["group_id"] for row in rows],
             # sacrebleu's 0-100 score as a fraction, the scale of the recipe's "Self-BLEU < 0.35"
             "self_bleu": [self_bleu(group) / 100 for group in samples],
             "distinct_1": [distinct_n(group, 1) for group in samples],
@@ -204,44 +257,36 @@ def per_prompt_metrics(
             "semantic_diversity": [semantic_diversity(emb[i * n : (i + 1) * n]) for i in range(len(rows))],
             "rouge_l": rouge_l(greedy, references),
             "bertscore_f1": scorers.bertscore.f1(greedy, references),
-            "heuristic_reward": heuristic[key].mean(axis=1),
-            "predicted_engagement": engagement[key].mean(axis=1),
-        })
-        passed = pass_scores[key] >= threshold
-        for k in config.pass_at_k.k:
-            frame[f"pass@{k}"] = pass_at_k_per_prompt(passed, k)
+        } | {SCORE_COLUMNS[judge]: scores[judge][key].mean(axis=1) for judge in ("heuristic", "learned", "gold")
+             if judge in scores})
+        for i, judge in enumerate(judges):
+            passed = scores[judge][key] >= thresholds[judge]
+            for k in config.pass_at_k.k:
+                frame[f"pass@{k}" + ("" if i == 0 else f"_{judge}")] = pass_at_k_per_prompt(passed, k)
         if key in llm_greedy:
             frame["llm_win_rate"] = llm_greedy[key]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True), threshold
+    return pd.concat(frames, ignore_index=True), thresholds
 
 
-def resolve_threshold(rows: Sequence[dict], scorers: Scorers, config: EvaluateConfig) -> float:
-    """``evaluate.pass_at_k.threshold``, or by default the median judge score of the human replies to
-    the evaluated tweets ("at least as engaging as a typical human reply"; a tie for the LLM judge)."""
-    judge = config.pass_at_k.judge
-    if config.pass_at_k.threshold is not None:
+def resolve_threshold(rows: Sequence[dict], judge: str, scorers: Scorers, config: EvaluateConfig) -> float:
+    """``evaluate.pass_at_k.threshold`` for the Pass@k judge, else the median ``judge`` score of the human
+    replies to the evaluated tweets ("at least as engaging as a typical human reply"; a tie for the LLM).
+
+    A set threshold is on the Pass@k judge's scale, so the other reported judges keep their median.
+    """
+    if config.pass_at_k.threshold is not None and judge == config.pass_at_k.judge:
         return config.pass_at_k.threshold
     if judge == "llm":
         return llm_judge.SCORES["tie"]
-    scorer = scorers.engagement if judge == "learned" else scorers.heuristic
-    tweets = [row["tweet"] for row in rows for _ in row["references"]]
-    replies = [ref for row in rows for ref in row["references"]]
-    return float(np.median(scorer(tweets, replies)))
-
-
-def _score_samples(rows: Sequence[dict], scorer: TextScorer) -> np.ndarray:
-    """(tweets, samples) matrix of ``scorer(tweet, sample)``, from one batched call."""
-    n = len(rows[0]["samples"])
-    tweets = [row["tweet"] for row in rows for _ in row["samples"]]
-    replies = [s for row in rows for s in row["samples"]]
-    return np.asarray(scorer(tweets, replies), dtype=np.float64).reshape(len(rows), n)
+    return float(np.median(np.concatenate(judge_scores_per_row(rows, [row["references"] for row in rows], judge,
+                                                               scorers))))
 
 
 def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[str, float | None], pd.DataFrame]:
     """Flat metrics ``{model}.{metric}`` (mean over seeds) and ``{model}.{metric}_std``, plus the
-    Pass@k table with bootstrap intervals over tweets."""
-    columns = [c for c in per_prompt.columns if c not in ("model", "seed", "tweet_id")]
+    Pass@k table with bootstrap intervals over groups (conversations, or tweets)."""
+    columns = [c for c in per_prompt.columns if c not in ID_COLUMNS]
     per_seed = per_prompt.groupby(["model", "seed"], sort=False)[columns].mean()
     mean = per_seed.groupby(level="model", sort=False).mean()
     std = per_seed.groupby(level="model", sort=False).std(ddof=1).fillna(0.0)  # one seed: no spread
@@ -254,11 +299,11 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
             judged = per_prompt.loc[per_prompt.model == model, "llm_win_rate"].notna()
             metrics[f"{model}.llm_judged"] = int(judged.sum())
 
-    by_tweet = per_prompt.groupby(["model", "tweet_id"], sort=False)[columns].mean()
+    by_group = per_prompt.groupby(["model", "group_id"], sort=False)[columns].mean()
     passk_rows = []
     for model in mean.index:
         for k in config.pass_at_k.k:
-            low, high = bootstrap_ci(by_tweet.loc[model, f"pass@{k}"].to_numpy(), config.pass_at_k.confidence,
+            low, high = bootstrap_ci(by_group.loc[model, f"pass@{k}"].to_numpy(), config.pass_at_k.confidence,
                                      config.pass_at_k.bootstrap_samples)
             metrics[f"{model}.pass@{k}_ci_low"], metrics[f"{model}.pass@{k}_ci_high"] = low, high
             passk_rows.append({"model": model, "k": k, "pass@k": mean.at[model, f"pass@{k}"],
@@ -267,9 +312,9 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
 
 
 def significance(per_prompt: pd.DataFrame, config: EvaluateConfig) -> pd.DataFrame:
-    """Each model vs the baseline and every configured pair, on each tweet's seed-averaged values.
+    """Each model vs the baseline and every configured pair, on each group's seed-averaged values.
 
-    One row per (model, other, metric) with Mann-Whitney U, Wilcoxon signed-rank (paired by tweet),
+    One row per (model, other, metric) with Mann-Whitney U, Wilcoxon signed-rank (paired by group),
     Cohen's d, and p-values adjusted (``config.significance.correction``) within each metric and test.
     """
     models = list(dict.fromkeys(per_prompt["model"]))
@@ -279,11 +324,11 @@ def significance(per_prompt: pd.DataFrame, config: EvaluateConfig) -> pd.DataFra
     if skipped:
         logger.warning("significance: skipping %s (model(s) not evaluated)", skipped)
     pairs = [p for p in pairs if p not in skipped]
-    metrics = [f"pass@{max(config.pass_at_k.k)}", *TESTED]
-    by_tweet = per_prompt.groupby(["model", "tweet_id"], sort=False)[metrics].mean()
+    metrics = [f"pass@{max(config.pass_at_k.k)}", *(m for m in TESTED if m in per_prompt.columns)]
+    by_group = per_prompt.groupby(["model", "group_id"], sort=False)[metrics].mean()
     rows = [
         {"model": a, "other": b, "metric": metric,
-         **compare(by_tweet.loc[a, metric].to_numpy(), by_tweet.loc[b, metric].to_numpy())}
+         **compare(by_group.loc[a, metric].to_numpy(), by_group.loc[b, metric].to_numpy())}
         for a, b in pairs for metric in metrics
     ]
     table = pd.DataFrame(rows, columns=["model", "other", "metric", "mannwhitney_u", "mannwhitney_p", "wilcoxon_w",
@@ -308,7 +353,7 @@ def evaluate(
     grpo_kl: dict[str, float] | None = None,
 ) -> Evaluation:
     """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`)."""
-    per_prompt, threshold = per_prompt_metrics(generations, scorers, config)
+    per_prompt, thresholds = per_prompt_metrics(generations, scorers, config)
     metrics, passk = summarise(per_prompt, config)
     table = significance(per_prompt, config)
     metrics.update(significance_metrics(table))
@@ -319,7 +364,10 @@ def evaluate(
         runs = [v for run, v in grpo_kl.items() if run.split("/")[0] == model]
         if runs:
             metrics[f"{model}.final_kl"] = float(np.mean(runs))
-    metrics.update({"pass_threshold": threshold, "n_prompts": len(generations[models[0], seeds[0]]),
-                    "n_seeds": len(seeds), "bertscore_layer": scorers.bertscore.layer})
-    return Evaluation(metrics, per_prompt, passk, table, models, seeds, threshold, grpo_kl,
+    judge = config.pass_at_k.judge
+    metrics.update({f"pass_threshold_{j}": t for j, t in thresholds.items() if j != judge})
+    metrics.update({"pass_threshold": thresholds[judge], "n_prompts": len(generations[models[0], seeds[0]]),
+                    "n_groups": int(per_prompt["group_id"].nunique()), "n_seeds": len(seeds),
+                    "bertscore_layer": scorers.bertscore.layer})
+    return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds[judge], thresholds, grpo_kl,
                       scorers.bertscore.model_dir)

@@ -14,7 +14,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.loader import Bf16
 from replyrl.configs.prompt import PromptConfig
-from replyrl.data.groups import group_key
+from replyrl.data.groups import group_key, tweet_key
+from replyrl.data.schema import CONTEXT_FIELD
 from replyrl.models.policy import load_policy
 from replyrl.models.precision import model_dtype
 from replyrl.prompts import build_prompts
@@ -24,17 +25,22 @@ from replyrl.sampling import SamplingConfig, generate_replies
 def select_test_tweets(rows: Sequence[dict], max_prompts: int | None, seed: int) -> list[dict]:
     """Group test rows by tweet and pick ``max_prompts`` tweets (seeded, so every model gets the same ones).
 
-    Each tweet's human replies become its references. Returns dicts with ``tweet_id`` (the group
-    key), ``tweet`` and ``references``, in a stable order.
+    Each tweet's human replies become its references. Returns dicts with ``tweet_id`` (`tweet_key`),
+    ``group_id`` (`group_key`: the conversation, the unit evaluation pairs and resamples), ``tweet``,
+    ``references`` and, for the sample, the chat's ratings (the gold judge's context), in a stable order.
     """
-    groups: dict[str, dict] = {}
+    tweets: dict[str, dict] = {}
     for row in rows:
-        group = groups.setdefault(group_key(row), {"tweet_id": group_key(row), "tweet": row["tweet"], "references": []})
-        group["references"].append(row["reply"])
-    keys = sorted(groups)
+        key = tweet_key(row)
+        if key not in tweets:
+            tweets[key] = {"tweet_id": key, "group_id": group_key(row), "tweet": row["tweet"], "references": []}
+            if CONTEXT_FIELD in row:
+                tweets[key][CONTEXT_FIELD] = row[CONTEXT_FIELD]
+        tweets[key]["references"].append(row["reply"])
+    keys = sorted(tweets)
     if max_prompts is not None and max_prompts < len(keys):
         keys = sorted(random.Random(seed).sample(keys, max_prompts))
-    return [groups[k] for k in keys]
+    return [tweets[k] for k in keys]
 
 
 def load_for_generation(model_dir: str, bf16: Bf16) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

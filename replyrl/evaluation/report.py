@@ -38,7 +38,7 @@ class Criterion:
 def check_criteria(evaluation: Evaluation, baseline: str = "baseline_full", alpha: float = 0.05) -> list[Criterion]:
     """The recipe's success criteria, measured on `PROPOSED` (n/a when it was not evaluated)."""
     m = evaluation.metrics
-    k = max(int(c.split("@")[1]) for c in evaluation.per_prompt.columns if c.startswith("pass@"))
+    k = max(int(c.split("@")[1]) for c in evaluation.per_prompt.columns if c.startswith("pass@") and c[5:].isdigit())
     others = [m.get(f"{model}.pass@{k}") for model in evaluation.models if model != PROPOSED]
     best_other = max((v for v in others if v is not None), default=None)
     p_key = f"significance.{PROPOSED}_vs_{baseline}.pass@{k}.wilcoxon_p_adj"
@@ -81,7 +81,8 @@ def _cell(text: str) -> str:
 def metric_table(evaluation: Evaluation) -> str:
     """Markdown table: one row per metric, one column per model (mean ± std over seeds), and the winner."""
     m = evaluation.metrics
-    names = [c for c in evaluation.per_prompt.columns if c.startswith("pass@")] + list(METRICS)
+    names = [c for c in evaluation.per_prompt.columns if c.startswith("pass@")]
+    names += [c for c in METRICS if c in evaluation.per_prompt.columns]
     names += [c for c in ("llm_win_rate", "final_kl") if any(f"{model}.{c}" in m for model in evaluation.models)]
     lines = ["| metric | " + " | ".join(evaluation.models) + " | winner |",
              "|---" * (len(evaluation.models) + 2) + "|"]
@@ -154,11 +155,19 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
         " `llm_win_rate`: how often the LLM judge prefers the greedy reply to the first human reply (tie = 0.5)."
         if any(k.endswith(".llm_win_rate") for k in evaluation.metrics) else ""
     )
+    other_judges = "".join(
+        f" `pass@k_{judge}` uses the `{judge}` judge at >= {threshold:.4f} (median of the human replies)."
+        for judge, threshold in evaluation.thresholds.items() if judge != config.pass_at_k.judge
+    )
+    if "gold_score" in evaluation.per_prompt.columns:
+        judge_note += (" `gold_score` is the sample's ground-truth engagement function (never trained on); "
+                       "`predicted_engagement` is the learned proxy reward and `heuristic_reward` the heuristic one: "
+                       "a model that gains on a proxy but not on the gold is gaming the proxy.")
     return "\n\n".join([
         "# Evaluation",
         f"{evaluation.metrics['n_prompts']:.0f} test tweets, seeds {evaluation.seeds}; values are mean ± std over "
         f"seeds of per-tweet averages. A sample passes Pass@k when its `{config.pass_at_k.judge}` judge score is >= "
-        f"{evaluation.threshold:.4f}. Diversity is measured within each tweet's samples (Self-BLEU as a 0-1 "
+        f"{evaluation.threshold:.4f}.{other_judges} Diversity is measured within each tweet's samples (Self-BLEU as a 0-1 "
         f"fraction); ROUGE-L (stemmed) and BERTScore F1 compare the greedy reply with the human replies "
         f"(BERTScore model `{evaluation.bertscore_model}`, layer {evaluation.metrics['bertscore_layer']:.0f}, "
         f"no baseline rescaling).{judge_note}",
@@ -183,14 +192,16 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
 
 
 def plot_diversity_quality(evaluation: Evaluation, path: str | Path) -> None:
-    """Semantic diversity against predicted engagement, one point per model (error bars: std over seeds)."""
+    """Semantic diversity against quality (the gold where there is one, else predicted engagement), one
+    point per model (error bars: std over seeds)."""
     m = evaluation.metrics
+    quality = "gold_score" if "gold_score" in evaluation.per_prompt.columns else "predicted_engagement"
     fig, ax = new_figure(figsize=(6, 4))
     for model in evaluation.models:
-        x, y = m[f"{model}.semantic_diversity"], m[f"{model}.predicted_engagement"]
-        ax.errorbar(x, y, xerr=m[f"{model}.semantic_diversity_std"], yerr=m[f"{model}.predicted_engagement_std"],
+        x, y = m[f"{model}.semantic_diversity"], m[f"{model}.{quality}"]
+        ax.errorbar(x, y, xerr=m[f"{model}.semantic_diversity_std"], yerr=m[f"{model}.{quality}_std"],
                     fmt="o", capsize=3, label=model)
-    ax.set(xlabel="semantic diversity (mean pairwise cosine distance)", ylabel="predicted engagement",
+    ax.set(xlabel="semantic diversity (mean pairwise cosine distance)", ylabel=quality.replace("_", " "),
            title="Diversity vs quality")
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=120)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from replyrl.data.schema import GOLD_FIELD
 from replyrl.io import finite_or_none, new_figure, read_jsonl, save_figure
 from replyrl.rewards import Reward
 
@@ -44,15 +45,25 @@ def evaluate_rewards(
     """Score every row with every reward; return flat metrics (``<reward>/pearson`` ...) and the scores.
 
     ``constant/mse`` is the yardstick for the MSEs: always predicting ``train_mean``, the mean
-    engagement of the training pairs.
+    engagement of the training pairs. When every row carries the gold score of its reply (the sample),
+    each reward's correlation with the gold is added (``<reward>/gold_pearson``, ``.../gold_spearman``),
+    and so is the ceiling: how well the gold itself tracks the noisy engagement (``ceiling/...``). No
+    reward learned from these likes can be expected to beat it.
     """
     tweets = [r["tweet"] for r in rows]
     replies = [r["reply"] for r in rows]
     engagement = np.array([r["engagement"] for r in rows], dtype=np.float64)
     scores = {name: np.asarray(reward(tweets, replies), dtype=np.float64) for name, reward in rewards.items()}
     metrics: dict = {"test/n_pairs": len(rows), "constant/mse": float(np.mean((engagement - train_mean) ** 2))}
+    gold = np.array([r[GOLD_FIELD] for r in rows], dtype=np.float64) if all(GOLD_FIELD in r for r in rows) else None
     for name, score in scores.items():
         metrics.update({f"{name}/{k}": v for k, v in correlation_metrics(score, engagement).items()})
+        if gold is not None:
+            with_gold = correlation_metrics(score, gold)
+            metrics.update({f"{name}/gold_pearson": with_gold["pearson"], f"{name}/gold_spearman": with_gold["spearman"]})
+    if gold is not None:
+        ceiling = correlation_metrics(gold, engagement)
+        metrics.update({"ceiling/pearson": ceiling["pearson"], "ceiling/spearman": ceiling["spearman"]})
     return metrics, scores
 
 

@@ -12,7 +12,7 @@ import functools
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import to_dict
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
-from replyrl.data.groups import group_key
+from replyrl.data.groups import tweet_key
+from replyrl.data.schema import CONTEXT_FIELD
 from replyrl.io import read_jsonl
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.models.lora import check_lora_targets
@@ -35,7 +36,7 @@ from replyrl.sampling import SamplingConfig
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
 from replyrl.training.grpo_callbacks import KLAlarm, SampleWriter
 from replyrl.training.grpo_rewards import RewardFunc, build_reward_funcs, reward_weights
-from replyrl.training.grpo_trainer import build_trainer
+from replyrl.training.grpo_trainer import Monitor, build_trainer
 from replyrl.training.report import plot_grpo_history, summarize_grpo
 from replyrl.training.tracking import dvclive_callback
 
@@ -64,23 +65,26 @@ def phase2_dataset(
     """One row per distinct tweet: ``prompt`` (the exact text the policy sees), ``tweet`` and ``group_id``.
 
     Phase-2 files hold several replies per tweet; GRPO needs each tweet once. ``group_id`` (the
-    tweet's `group_key`) is what the diversity bonus groups completions by.
+    tweet's `tweet_key`) is what the diversity bonus groups completions by. The sample's chat ratings
+    (`schema.CONTEXT_FIELD`) come along when every row has them: a gold monitor reads them.
     """
     seen: set[str] = set()
-    prompts, tweets, ids = [], [], []
+    prompts, tweets, ids, contexts = [], [], [], []
     for i, row in enumerate(rows, 1):
         if not isinstance(row.get("tweet"), str) or not row["tweet"].strip():
             raise ValueError(f"{source}: row {i}: field 'tweet' must be a non-empty string, got {row.get('tweet')!r}")
-        key = group_key(row)
+        key = tweet_key(row)
         if key in seen:
             continue
         seen.add(key)
         prompts.append(build_prompt(tokenizer, row["tweet"], prompt))
         tweets.append(row["tweet"])
         ids.append(key)
+        contexts.append(row.get(CONTEXT_FIELD))
     if not prompts:
         raise ValueError(f"{source}: no rows")
-    return Dataset.from_dict({"prompt": prompts, "tweet": tweets, "group_id": ids})
+    columns = {"prompt": prompts, "tweet": tweets, "group_id": ids}
+    return Dataset.from_dict(columns | ({CONTEXT_FIELD: contexts} if None not in contexts else {}))
 
 
 def save_policy(
@@ -100,12 +104,14 @@ def run_grpo(
     seed: int,
     encoder_batch_size: int = 64,
     reward_funcs: Sequence[tuple[RewardFunc, float]] | None = None,
+    monitors: Mapping[str, Monitor] | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Train a new LoRA adapter with GRPO on top of the merged warm-start; return the stage metrics.
 
     The rewards are the weighted terms of ``config`` (`reward_weights`) built from ``reward``, the
-    encoder and the reward model, unless ``reward_funcs`` gives (function, weight) pairs. A killed
+    encoder and the reward model, unless ``reward_funcs`` gives (function, weight) pairs. ``monitors``
+    score every rollout for the logs and metrics only (`grpo_trainer.Monitor`). A killed
     run resumes from ``paths.checkpoints`` when params and inputs are unchanged. ``dry_run`` runs one
     step in a scratch folder and writes nothing: a quick end-to-end check of data, rewards and model.
     """
@@ -141,14 +147,15 @@ def run_grpo(
         if live is not None:
             callbacks.append(dvclive_callback(live))
         trainer = build_trainer(config, model, tokenizer, dataset, funcs, weights, run.checkpoints, seed, callbacks,
-                                embed=encoder and functools.partial(encode, encoder, batch_size=encoder_batch_size))
+                                embed=encoder and functools.partial(encode, encoder, batch_size=encoder_batch_size),
+                                monitors=monitors)
         logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
                     len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
                     dict(zip(trainer.reward_func_names, weights)))
         trainer.train(resume_from_checkpoint=run.resume)
 
         history = trainer.state.log_history
-        metrics = summarize_grpo(history, trainer.reward_func_names, config.kl_alarm)
+        metrics = summarize_grpo(history, trainer.reward_func_names, config.kl_alarm, list(monitors or {}))
         metrics["wall_time_s"] = time.perf_counter() - started
         metrics["resumed_from_step"] = run.resumed_from_step
 
@@ -157,7 +164,7 @@ def run_grpo(
             shutil.copy(samples.path, folder / SAMPLES_FILE)
 
         if run.finish(trainer, paths.out, write) and paths.plot is not None:
-            plot_grpo_history(history, trainer.reward_func_names, config.kl_alarm, paths.plot)
+            plot_grpo_history(history, trainer.reward_func_names, config.kl_alarm, paths.plot, list(monitors or {}))
     if metrics.get("kl/alarm_steps"):
         logger.warning("KL exceeded grpo.kl_alarm=%s at %d logged steps (max %.3g)",
                        config.kl_alarm, metrics["kl/alarm_steps"], metrics["kl/max"])

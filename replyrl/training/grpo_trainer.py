@@ -10,7 +10,7 @@ warm-start for the whole run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,9 @@ RECIPE_NAMES = {"train_policy_loss": "loss", "train_avg_reward": "reward", "trai
 
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts -> L2-normalised embeddings, one row per text
+# Called like a TRL reward function (completions=..., plus the dataset's columns as keyword lists), but
+# only logged as `<name>/mean`: never in the rewards, the advantages or the loss (e.g. the sample's gold).
+Monitor = Callable[..., Sequence[float]]
 
 
 @dataclass
@@ -49,23 +52,33 @@ class SetObjective:
 
 
 class ReplyGRPOTrainer(GRPOTrainer):
-    """`GRPOTrainer` plus four things TRL has no option for.
+    """`GRPOTrainer` plus five things TRL has no option for.
 
     Set-level advantages (`objective`): TRL computes only per-completion, group-normalised advantages,
     so with a set objective they are recomputed from the same gathered rewards. Advantage clipping
     (the original recipe's safeguard), a hard stop on a non-finite loss before it reaches the weights,
-    and the original recipe's metric names beside TRL's.
+    the original recipe's metric names beside TRL's, and `monitors`: scores of every rollout that are
+    logged but never trained on (the over-optimisation picture of Gao et al. 2022).
     """
 
-    def __init__(self, *args: Any, advantage_clip: float, objective: SetObjective | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, advantage_clip: float, objective: SetObjective | None = None,
+                 monitors: Mapping[str, Monitor] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.advantage_clip = advantage_clip
         self.objective = objective
+        self.monitors = dict(monitors or {})
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Kept for the set advantages: every process's rewards (TRL gathers them) and completions.
         self._gathered = (rewards_per_func, gather_object(list(completions)) if self.objective else None)
+        if self.monitors:
+            columns = {key: [example[key] for example in inputs] for key in inputs[0]
+                       if key not in ("prompt", "completion", "completion_ids")}
+            mode = "train" if self.model.training else "eval"
+            for name, monitor in self.monitors.items():
+                values = gather_object([float(v) for v in monitor(completions=completions, **columns)])
+                self._metrics[mode][f"{name}/mean"].append(float(np.mean(values)))
         return rewards_per_func
 
     def _set_advantages(self, local: int) -> torch.Tensor:
@@ -196,10 +209,11 @@ def build_trainer(
     seed: int,
     callbacks: Sequence[TrainerCallback] = (),
     embed: Embed | None = None,
+    monitors: Mapping[str, Monitor] | None = None,
 ) -> ReplyGRPOTrainer:
     """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top.
 
-    ``embed`` is needed by the polychromic objective only.
+    ``embed`` is needed by the polychromic objective only; ``monitors`` are logged, never trained on.
     """
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
     args = grpo_args(config, output_dir, seed, reward_weights)
@@ -218,6 +232,7 @@ def build_trainer(
         peft_config=lora,
         callbacks=list(callbacks),
         advantage_clip=config.advantage_clip,
+        monitors=monitors,
         objective=None if config.objective == "group" else SetObjective(
             config.objective, config.objective_k, config.objective_threshold,
             embed if config.objective == "polychromic" else None),

@@ -45,8 +45,11 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
-def summarize_grpo(log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float) -> dict[str, Any]:
-    """GRPO stage metrics: reward trend (total and per term), reply length, KL, safeguards, time."""
+def summarize_grpo(
+    log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, monitors: Sequence[str] = ()
+) -> dict[str, Any]:
+    """GRPO stage metrics: reward trend (total and per term), monitor trends (e.g. the gold, never trained
+    on), reply length, KL, safeguards, time."""
     logs = [row for row in log_history if "reward" in row]
     if not logs:
         return {"steps": 0}
@@ -63,6 +66,10 @@ def summarize_grpo(log_history: Sequence[dict[str, Any]], reward_names: Sequence
     metrics["reward/delta"] = metrics["reward/last_10pct"] - metrics["reward/first_10pct"]
     for name in reward_names:
         metrics.update(trend(f"rewards/{name}/mean", f"reward/{name}"))
+    for name in monitors:
+        metrics.update(trend(f"{name}/mean", name))
+        if metrics[f"{name}/first_10pct"] is not None:
+            metrics[f"{name}/delta"] = metrics[f"{name}/last_10pct"] - metrics[f"{name}/first_10pct"]
     metrics.update(trend("completions/mean_length", "completion_tokens"))
     kls = [row["kl"] for row in logs if row.get("kl") is not None]
     metrics.update({"kl/mean": _mean(kls), "kl/max": max(kls, default=None), "kl/final": kls[-1] if kls else None,
@@ -73,15 +80,19 @@ def summarize_grpo(log_history: Sequence[dict[str, Any]], reward_names: Sequence
 
 
 def plot_grpo_history(
-    log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path
+    log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path,
+    monitors: Sequence[str] = (),
 ) -> None:
-    """Rewards, KL to the warm-start and reply length over GRPO steps."""
+    """Rewards (and monitors such as the gold, dashed: not trained on), KL to the warm-start and reply
+    length over GRPO steps."""
     logs = [row for row in log_history if "reward" in row]
     steps = [row["step"] for row in logs]
     fig, (rewards, kl, length) = new_figure(1, 3, figsize=(15, 4))
     for key, label in [("reward", "total (weighted)"), *((f"rewards/{n}/mean", n) for n in reward_names)]:
         rewards.plot(steps, [row.get(key) for row in logs], label=label)
-    rewards.set(xlabel="step", title="mean reward per step")
+    for name in monitors:
+        rewards.plot(steps, [row.get(f"{name}/mean") for row in logs], "k--", label=f"{name} (not trained on)")
+    rewards.set(xlabel="step", title="mean score of the rollouts per step")
     rewards.legend()
     kl.plot(steps, [row.get("kl") for row in logs])
     kl.axhline(kl_alarm, color="r", ls="--", lw=0.8, label=f"kl_alarm {kl_alarm:g}")

@@ -71,6 +71,7 @@ def test_dvc_repro_split_runs_once_and_reruns_only_what_changed(tmp_path):
     statistics = read_json(repo / "data/processed/phases/phase_split_statistics.json")
     assert statistics["rows"]["total"] == read_json(repo / "metrics/prepare.json")["rows_kept"]
     assert sum(statistics["tweet_overlap"].values()) == 0
+    assert sum(statistics["group_overlap"].values()) == 0  # the sample groups by conversation
     first = _digests(repo)
 
     # Nothing changed: nothing runs.

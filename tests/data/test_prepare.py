@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from replyrl.data.prepare import REJECT_REASONS, file_lines, prepare_rows
+from replyrl.data.prepare import REJECT_REASONS, RowError, file_lines, parse_row, prepare_rows
 from replyrl.io import read_json, read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,3 +116,11 @@ def test_stage_fails_and_removes_stale_pairs_when_too_much_is_rejected(tmp_path,
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [r["tweet"] for r in read_jsonl(pairs)] == [g["tweet"] for g in GOOD_ROWS]
+
+
+def test_conversation_id_is_an_id_field():
+    assert parse_row(_line(_row(conversation_id="chat-7")), max_chars=50)["conversation_id"] == "chat-7"
+    assert parse_row(_line(_row(conversation_id=7)), max_chars=50)["conversation_id"] == 7
+    with pytest.raises(RowError, match="conversation_id must be a string or integer, got 1.5") as error:
+        parse_row(_line(_row(conversation_id=1.5)), max_chars=50)  # a float id would group by its rounding
+    assert error.value.reason == "wrong_type"

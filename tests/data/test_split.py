@@ -44,6 +44,7 @@ def test_no_tweet_is_in_two_splits(rows, splits):
     assert len(splits["full"]) + len(splits["test"]) == len(rows)
     statistics = split_statistics(splits)
     assert statistics["tweet_overlap"] == {"phase1_phase2": 0, "phase1_test": 0, "phase2_test": 0}
+    assert statistics["group_overlap"] == statistics["tweet_overlap"]  # no conversation ids: groups are tweets
 
 
 def test_split_sizes_follow_the_fractions(rows, splits):
@@ -120,7 +121,8 @@ def test_outputs_are_byte_identical_and_independent_of_input_order(tmp_path, row
         plot_split_distributions(splits, statistics, tmp_path / run / "plot.png")
     for path in sorted((tmp_path / "a").iterdir()):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
-    # Reordering the input rows reorders the output rows but assigns every tweet to the same split.
+    # Reordering the input rows changes nothing: the same rows in the same (sorted) order.
+    assert split_rows(list(reversed(rows)), config) == split_rows(rows, config)
     assert written["shuffled"] == written["a"]
     # A different seed gives a different split.
     assert {group_key(r) for r in split_rows(rows, SplitConfig(seed=8))["test"]} != written["a"]["test"]
@@ -130,3 +132,24 @@ def test_too_few_tweets_to_stratify_is_a_clear_error():
     rows = [{"tweet": f"t{i}", "reply": "r", "engagement": i / 4} for i in range(5)]
     with pytest.raises(ValueError, match=r"cannot split 5 tweets \(5 rows\) with split.test_fraction=0.1"):
         split_rows(rows, SplitConfig())
+
+
+def test_a_conversation_with_several_pairs_is_never_in_two_splits():
+    # Crafted like the sample: 400 chats of 1-6 (tweet, reply) pairs, every pair a different tweet id.
+    rng = np.random.default_rng(5)
+    rows = [
+        {"conversation_id": f"chat{c}", "tweet_id": f"chat{c}/{2 * t}", "tweet": f"tweet {c}.{t}",
+         "reply": f"reply {c}.{t}", "engagement": float(rng.beta(2, 5))}
+        for c in range(400) for t in range(rng.integers(1, 7))
+    ]
+    splits = split_rows(rows, SplitConfig(seed=1))
+    where = {}
+    for name in ("phase1", "phase2", "test"):
+        for row in splits[name]:
+            where.setdefault(row["conversation_id"], set()).add(name)
+    assert len(where) == 400 and all(len(names) == 1 for names in where.values())
+    statistics = split_statistics(splits)
+    assert statistics["group_overlap"] == {"phase1_phase2": 0, "phase1_test": 0, "phase2_test": 0}
+    assert statistics["tweet_overlap"] == {"phase1_phase2": 0, "phase1_test": 0, "phase2_test": 0}
+    assert statistics["groups"]["test"] == pytest.approx(40, abs=2)
+    assert statistics["tweets"]["test"] == len(splits["test"]) > statistics["groups"]["test"]

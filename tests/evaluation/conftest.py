@@ -15,11 +15,22 @@ TWEETS = [f"tweet number {i} about football" for i in range(8)]
 REFERENCES = [[f"good human reply {i}", f"plain human reply {i}"] for i in range(8)]
 
 
-def make_rows(sample: Callable[[int, int], str], n: int = 10, tweets: Sequence[str] = TWEETS) -> list[dict]:
-    """Generation-file rows; ``sample(i, j)`` is tweet i's j-th sample, the greedy reply is sample 0."""
+RATINGS = {"interesting": 7, "witty": 5, "upbeat": 6}
+
+
+def make_rows(
+    sample: Callable[[int, int], str], n: int = 10, tweets: Sequence[str] = TWEETS, context: bool = True,
+    tweets_per_group: int = 1,
+) -> list[dict]:
+    """Generation-file rows; ``sample(i, j)`` is tweet i's j-th sample, the greedy reply is sample 0.
+
+    ``context``: the rows carry the sample's chat ratings (the gold's context), as the sample's do.
+    ``tweets_per_group``: consecutive tweets share a conversation (``group_id``).
+    """
     return [
-        {"tweet_id": f"id:{i}", "tweet": tweet, "references": REFERENCES[i], "prompt": tweet,
-         "samples": [sample(i, j) for j in range(n)], "greedy": sample(i, 0)}
+        {"tweet_id": f"id:{i}", "group_id": f"conversation:{i // tweets_per_group}", "tweet": tweet,
+         "references": REFERENCES[i], "prompt": tweet, "samples": [sample(i, j) for j in range(n)],
+         "greedy": sample(i, 0)} | ({"chat_ratings": RATINGS} if context else {})
         for i, tweet in enumerate(tweets)
     ]
 
@@ -40,9 +51,14 @@ def _embed(texts: Sequence[str]) -> np.ndarray:
 
 @pytest.fixture
 def scorers() -> Scorers:
-    """Engagement = 1 for replies containing "good"; heuristic = length / 100; hashed embeddings."""
+    """Engagement = 1 for replies containing "good"; heuristic = length / 100; hashed embeddings.
+
+    The gold stand-in agrees with the engagement proxy except on a gamed reply: "good good" (repeating
+    the word the proxy likes) scores 0.
+    """
     return Scorers(
         engagement=lambda tweets, replies: np.array([float("good" in r) for r in replies]),
+        gold=lambda tweets, replies, contexts: np.array([float("good" in r and "good good" not in r) for r in replies]),
         heuristic=lambda tweets, replies: np.array([len(r) / 100 for r in replies]),
         embed=_embed,
         bertscore=FakeBertScore(),

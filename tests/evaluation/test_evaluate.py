@@ -17,6 +17,8 @@ MODELS = ["baseline_full", "grpo_from_polychromic"]
 
 
 def config(**kwargs) -> EvaluateConfig:
+    """The learned judge unless a test says otherwise: the gold's own tests use the default (gold)."""
+    kwargs.setdefault("pass_at_k", PassAtKConfig(judge="learned"))
     return EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], **kwargs)
 
 
@@ -75,7 +77,7 @@ def test_significance_vs_baseline_and_skips_missing_pairs(scorers) -> None:
     table = result.significance
     # the default pair grpo_from_polychromic vs grpo_from_baseline is skipped: no grpo_from_baseline
     assert set(zip(table.model, table.other)) == {("grpo_from_polychromic", "baseline_full")}
-    assert set(table.metric) == {"pass@10", "predicted_engagement"}
+    assert set(table.metric) == {"pass@10", "predicted_engagement", "gold_score"}
     key = "significance.grpo_from_polychromic_vs_baseline_full.pass@10"
     assert result.metrics[f"{key}.cohens_d"] > 0
     # per-tweet Pass@10: grpo 1 everywhere, baseline 1 on even tweets (c=2 of 10) and 0 on odd ones
@@ -104,3 +106,40 @@ def test_load_generations_checks_files(tmp_path) -> None:
     write_jsonl(tmp_path / "grpo_from_polychromic" / "seed_1.jsonl", no_greedy)
     with pytest.raises(ValueError, match=r"seed_1.jsonl:1: missing field\(s\) \['greedy'\]"):
         load_generations(tmp_path, MODELS[1:], [1], 10)
+
+
+def test_gold_and_learned_proxy_are_reported_side_by_side(scorers) -> None:
+    # grpo's "good good reply" games the proxy: predicted engagement 1, gold 0 (see conftest).
+    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig()))  # the default judge: gold
+    m = result.metrics
+    assert m["pass_threshold"] == 0.5 and m["pass_threshold_learned"] == 0.5  # medians of the human replies
+    assert m["grpo_from_polychromic.pass@10"] == 0.0 and m["grpo_from_polychromic.pass@10_learned"] == 1.0
+    assert m["baseline_full.pass@10"] == m["baseline_full.pass@10_learned"] == pytest.approx(0.5)
+    assert m["grpo_from_polychromic.gold_score"] == 0.0 and m["grpo_from_polychromic.predicted_engagement"] == 1.0
+    assert result.thresholds == {"gold": 0.5, "learned": 0.5}
+    # Under the learned judge the gold is still reported beside it.
+    m = evaluate(generations(), scorers, config()).metrics
+    assert m["grpo_from_polychromic.pass@10"] == 1.0 and m["grpo_from_polychromic.pass@10_gold"] == 0.0
+
+
+def test_gold_judge_on_user_data_names_the_missing_context(scorers) -> None:
+    gens = {key: make_rows(lambda i, j: "good", context=False) for key in generations()}
+    with pytest.raises(ValueError, match=r"judge=gold: baseline_full/seed_1.jsonl line 1: .* needs field "
+                                         r"'chat_ratings'.*only prepare.source=sample"):
+        evaluate(gens, scorers, config(pass_at_k=PassAtKConfig(judge="gold")))
+    # Other judges work on such data, and no gold column appears.
+    result = evaluate(gens, scorers, config())
+    assert "gold_score" not in result.per_prompt and not any(c.endswith("_gold") for c in result.per_prompt)
+
+
+def test_conversations_are_the_unit_of_intervals_and_tests(scorers) -> None:
+    # Tweets 2c and 2c+1 share conversation c: per-conversation Pass@10 is baseline 0.5, grpo 1.
+    gens = {
+        ("baseline_full", 1): make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j}",
+                                        tweets_per_group=2),
+        ("grpo_from_polychromic", 1): make_rows(lambda i, j: f"good {i} {j}", tweets_per_group=2),
+    }
+    result = evaluate(gens, scorers, config())
+    assert result.metrics["n_prompts"] == 8 and result.metrics["n_groups"] == 4
+    key = "significance.grpo_from_polychromic_vs_baseline_full.pass@10"
+    assert result.metrics[f"{key}.wilcoxon_p"] == pytest.approx(stats.wilcoxon(np.ones(4), np.full(4, 0.5)).pvalue)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.report import check_criteria, plot_diversity_quality, plot_passk, render_report
 from tests.evaluation.conftest import make_rows
@@ -12,7 +12,9 @@ from tests.evaluation.conftest import make_rows
 
 @pytest.fixture
 def setup(scorers):
-    config = EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], report_examples=2)
+    # The learned judge: under the gold (see conftest) "good good good" would be a gamed reply and fail.
+    config = EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], report_examples=2,
+                            pass_at_k=PassAtKConfig(judge="learned"))
     gens = {
         # baseline: one passing sample on even tweets -> Pass@10 = 0.5
         ("baseline_full", 7): make_rows(lambda i, j: f"{'good' if j == 0 and i % 2 == 0 else 'meh'} take {i}-{j}"),
@@ -48,6 +50,9 @@ def test_report_has_table_criteria_and_examples(setup, tmp_path) -> None:
     text = render_report(result, gens, config)
     assert "| metric | baseline_full | grpo_from_polychromic | winner |" in text
     assert "| self_bleu |" in text and text.count("**not met**") == 4  # Self-BLEU, ROUGE-L, p-value, KL
+    # The gold is reported beside the Pass@k judge, with its own threshold, and explained.
+    assert "| pass@10_gold |" in text and "`pass@k_gold` uses the `gold` judge at >= 0.5000" in text
+    assert "`gold_score` is the sample's ground-truth engagement function (never trained on)" in text
     assert "### Tweet 2" in text and "### Tweet 3" not in text  # report_examples = 2
     assert "holm-adjusted" in text and "](../plots/passk.png)" in text
     plot_passk(result.passk, tmp_path / "passk.png")

@@ -51,3 +51,25 @@ def test_evaluate_rewards_gives_flat_keys_and_a_constant_baseline(tmp_path):
     assert metrics["test/n_pairs"] == 10
     plot_rewards(scores, np.array([r["engagement"] for r in rows]), tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gold_correlations_and_the_ceiling_when_rows_carry_the_gold():
+    rng = np.random.default_rng(0)
+    gold = rng.uniform(size=200)
+    engagement = np.clip(gold + rng.normal(scale=0.3, size=200), 0, 1)
+    rows = [{"tweet": "t", "reply": f"{i}", "engagement": e, "gold": g} for i, (e, g) in enumerate(zip(engagement, gold))]
+
+    def noisy_gold(tweets, replies):  # a proxy that sees the gold through more noise
+        return gold[[int(r) for r in replies]] + np.random.default_rng(1).normal(scale=0.2, size=len(replies))
+
+    metrics, _ = evaluate_rewards({"proxy": noisy_gold}, rows, train_mean=0.5)
+    proxy = noisy_gold(None, [r["reply"] for r in rows])
+    assert metrics["ceiling/pearson"] == pytest.approx(stats.pearsonr(gold, engagement).statistic)
+    assert metrics["ceiling/spearman"] == pytest.approx(stats.spearmanr(gold, engagement).statistic)
+    assert metrics["proxy/gold_pearson"] == pytest.approx(stats.pearsonr(proxy, gold).statistic)
+    assert metrics["proxy/gold_spearman"] == pytest.approx(stats.spearmanr(proxy, gold).statistic)
+    # The proxy sees engagement only through the gold, so it cannot beat the ceiling.
+    assert metrics["proxy/pearson"] < metrics["ceiling/pearson"]
+    # Without the gold on every row (user data) there are no gold keys at all.
+    metrics, _ = evaluate_rewards({"proxy": noisy_gold}, [{k: v for k, v in r.items() if k != "gold"} for r in rows], 0.5)
+    assert not any("gold" in key or "ceiling" in key for key in metrics)

@@ -297,3 +297,32 @@ def test_polychromic_advantages_are_not_scaled_by_the_reward_std(warm_start: Pat
     # Embeddings come in the gathered completions' order: row i of the batch is completion i.
     expected = np.concatenate([polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)])
     torch.testing.assert_close(got["advantages"], torch.as_tensor(expected, dtype=torch.float32))
+
+
+def test_a_monitor_is_logged_beside_the_reward_but_never_trained_on(warm_start: Path, tmp_path: Path):
+    # The sample's rows carry the chat ratings: they reach the monitor (the gold in the grpo stage).
+    ratings = {"interesting": 7, "witty": 5, "upbeat": 6}
+    data = tmp_path / "phase2.jsonl"
+    write_jsonl(data, [row | {"chat_ratings": ratings} for row in ROWS])
+    seen = []
+
+    def monitor(completions, tweet, chat_ratings, **_):
+        seen.extend(zip(tweet, chat_ratings))
+        return [len(c) / 100 for c in completions]
+
+    def run(name: str, monitors) -> tuple[dict, dict]:
+        paths = GRPOPaths(warm_start=warm_start, data=data, checkpoints=tmp_path / name / "ckpt",
+                          out=tmp_path / name / "out", live=tmp_path / name / "live", plot=tmp_path / name / "p.png")
+        metrics = run_grpo(tiny_config(), paths, prompt=PROMPT, reward=RewardConfig(), seed=0,
+                           reward_funcs=[(as_reward_func(LengthReward()), 1.0)], monitors=monitors)
+        return metrics, lora_weights(load_policy(paths.out, merge=False)[0])
+
+    monitored, weights = run("monitored", {"gold": monitor})
+    assert len(seen) == 2 * 2 * 3 and all(r == ratings and t in TWEET_OF.values() for t, r in seen)
+    assert {"gold/mean", "gold/first_10pct", "gold/last_10pct", "gold/delta"} <= set(monitored)
+    assert (tmp_path / "monitored/live/plots/metrics/gold/mean.tsv").exists()
+    # The same run without the monitor trains the same weights: the monitor is never in the loss.
+    plain, plain_weights = run("plain", None)
+    assert "gold/mean" not in plain and plain["reward/mean"] == pytest.approx(monitored["reward/mean"])
+    for name, value in weights.items():
+        torch.testing.assert_close(value, plain_weights[name], msg=name)

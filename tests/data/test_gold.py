@@ -1,0 +1,106 @@
+"""The gold engagement function: deterministic, in [0, 1], and each component moves it the documented way."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_dvc_deps import import_closure
+
+from replyrl.data.gold import WEIGHTS, context_of, gold, gold_components, gold_monitor, gold_scores
+
+CONTEXT = {"chat_ratings": {"interesting": 6, "witty": 6, "upbeat": 6}}
+TWEET = "Just finished my first marathon, legs are jelly."
+REPLY = "Congrats, that's a huge milestone! How long did the training take you?"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _moves(component, better, worse, tweet=TWEET, context=CONTEXT):
+    """``better`` beats ``worse`` on ``component`` and on the total, by that component's weighted gap."""
+    b, w = gold_components(tweet, better, context), gold_components(tweet, worse, context)
+    assert b[component] > w[component], (component, b, w)
+    return b, w
+
+
+def test_gold_is_deterministic_and_in_unit_interval():
+    replies = [REPLY, "", "   ", "ok", "!!!", TWEET, "x" * 500, "you? " * 100, "zyzzyva quixotic " * 3]
+    first = gold_scores([TWEET] * len(replies), replies, [CONTEXT] * len(replies))
+    assert np.array_equal(first, gold_scores([TWEET] * len(replies), replies, [CONTEXT] * len(replies)))
+    assert ((first >= 0) & (first <= 1)).all()
+    best = {"chat_ratings": {"interesting": 10, "witty": 10, "upbeat": 10}}
+    worst = {"chat_ratings": {"interesting": 1, "witty": 1, "upbeat": 1}}
+    assert 0 <= gold(TWEET, "", worst) < gold(TWEET, REPLY, best) <= 1
+
+
+def test_total_is_the_weighted_mean_of_the_components():
+    parts = gold_components(TWEET, REPLY, CONTEXT)
+    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+    assert parts["total"] == pytest.approx(sum(WEIGHTS[name] * parts[name] for name in WEIGHTS))
+    assert all(0 <= parts[name] <= 1 for name in WEIGHTS)
+
+
+def test_intensity_rewards_a_vivid_reply_of_either_sign():
+    flat = "The race was on a Sunday in the city."
+    b, w = _moves("intensity", "Wow, that is absolutely amazing, I love it!", flat)
+    assert gold_components(TWEET, "That is horrible, I hate it so much.", CONTEXT)["intensity"] > w["intensity"]
+
+
+def test_specificity_rewards_rare_words_over_filler():
+    b, w = _moves("specificity", "Hydration, electrolytes and foam rollers saved my calves.", "i am ok and it is so good")
+    assert b["total"] > w["total"] or b["intensity"] < w["intensity"]  # only intensity may pull the other way
+
+
+def test_cues_a_question_and_addressing_the_other_person():
+    statement = "Marathons are hard on the knees at first."
+    question = "Marathons are hard on the knees at first?"
+    addressed = "Marathons are hard on your knees at first."
+    assert gold_components(TWEET, statement, CONTEXT)["cues"] == 0
+    assert gold_components(TWEET, question, CONTEXT)["cues"] == 0.5
+    assert gold_components(TWEET, addressed, CONTEXT)["cues"] == 0.5
+    assert gold_components(TWEET, "Are marathons hard on your knees at first?", CONTEXT)["cues"] == 1.0
+    assert gold(TWEET, question, CONTEXT) > gold(TWEET, statement, CONTEXT)
+
+
+def test_length_is_a_smooth_bump_at_the_peak():
+    lengths = [gold_components(TWEET, "a" * n, CONTEXT)["length"] for n in (10, 40, 80, 160, 400)]
+    assert lengths[2] == pytest.approx(1.0)
+    assert lengths[0] < lengths[1] < lengths[2] > lengths[3] > lengths[4]
+    # Smooth, unlike the heuristic's 50-150 step: 79 and 81 characters score almost the same as 80.
+    assert gold_components(TWEET, "a" * 79, CONTEXT)["length"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_novelty_penalises_echoing_the_tweet():
+    echo = "Just finished my first marathon, legs are jelly. I love that"
+    b, w = _moves("novelty", "Ice bath tonight, pizza tomorrow: recovery done right.", echo)
+    assert w["novelty"] < 0.2
+    assert gold(TWEET, TWEET, CONTEXT) < gold(TWEET, "Ice bath tonight, pizza tomorrow: recovery done right.", CONTEXT)
+
+
+def test_ratings_of_the_chat_raise_the_gold():
+    high = {"chat_ratings": {"interesting": 9, "witty": 8, "upbeat": 10}}
+    low = {"chat_ratings": {"interesting": 2, "witty": 1, "upbeat": 3}}
+    parts_high, parts_low = gold_components(TWEET, REPLY, high), gold_components(TWEET, REPLY, low)
+    assert parts_high["ratings"] == pytest.approx((9 - 1) / 9)
+    assert parts_high["total"] - parts_low["total"] == pytest.approx(WEIGHTS["ratings"] * (27 - 6) / 3 / 9)
+
+
+def test_missing_context_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"test_data.jsonl:3: the gold engagement function needs field 'chat_ratings'"):
+        context_of({"tweet": "t", "reply": "r"}, "test_data.jsonl:3")
+    with pytest.raises(ValueError, match="numeric"):
+        context_of({"chat_ratings": {"interesting": "high", "witty": 1, "upbeat": 1}})
+
+
+def test_monitor_scores_rollouts_like_a_reward_function():
+    scores = gold_monitor(completions=[REPLY, TWEET], tweet=[TWEET, TWEET],
+                          chat_ratings=[CONTEXT["chat_ratings"]] * 2, group_id=["a", "a"])
+    assert scores == [gold(TWEET, REPLY, CONTEXT), gold(TWEET, TWEET, CONTEXT)]
+
+
+@pytest.mark.parametrize("script", [
+    *sorted(str(p.relative_to(REPO_ROOT)) for d in ("training", "rewards", "models")
+            for p in (REPO_ROOT / "replyrl" / d).glob("*.py")),
+    "stages/sft.py", "stages/reward.py",
+])
+def test_training_and_rewards_never_import_the_gold(script):
+    # Transitively: the gold may score rollouts (the grpo stage's monitor) but never reach a loss or reward.
+    assert "replyrl/data/gold.py" not in import_closure(REPO_ROOT / script)
