@@ -21,8 +21,7 @@ from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
-from replyrl.data.gold import gold_monitor
-from replyrl.data.schema import CONTEXT_FIELD
+from replyrl.data.gold import gold_monitor, has_context
 from replyrl.io import read_jsonl, write_json
 from replyrl.models.precision import process_state
 from replyrl.training.grpo import GRPOPaths, run_grpo
@@ -51,8 +50,9 @@ def main() -> None:
         warm_start=Path(args.warm_start), data=Path(args.data), checkpoints=Path(args.checkpoints), out=Path(args.out),
         encoder=Path(args.encoder), reward_model=Path(args.reward_model), live=Path(args.live), plot=Path(args.plot),
     )
-    # The gold needs each tweet's chat ratings: only the built-in sample has them.
-    sample = all(CONTEXT_FIELD in row for row in read_jsonl(paths.data))
+    # The gold needs each tweet's chat ratings: only the built-in sample has them. Checked here, before
+    # training, so the monitor cannot fail mid-run (under several processes, one failing rank would hang).
+    sample = all(has_context(row) for row in read_jsonl(paths.data))
     metrics = run_grpo(config, paths, prompt=params.prompt, reward=params.reward, seed=args.seed,
                        encoder_batch_size=params.encoder.batch_size, monitors={"gold": gold_monitor} if sample else None,
                        dry_run=args.dry_run)

@@ -1,4 +1,4 @@
-"""Stage `split`: grouped (by tweet), engagement-stratified split into test, phase 1 and phase 2.
+"""Stage `split`: grouped (by conversation, else tweet), engagement-stratified split into test, phase 1 and phase 2.
 
 Phase 1 warm-starts SFT, phase 2 feeds GRPO, `full` = phase 1 + phase 2 trains the full-SFT
 comparison models, and the test tweets are never trained on. Also writes split statistics and a plot.

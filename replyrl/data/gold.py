@@ -16,22 +16,25 @@ component         weight  what it measures (a reply scores higher when ...)
                           sentiment lexicon (either sign: a strong reaction engages)
 ``specificity``   0.20    its words are specific rather than filler: mean inverse document
                           frequency of its words over every turn of the chitchat corpus,
-                          mapped linearly from ``IDF_LOW`` (0) to ``IDF_HIGH`` (1)
+                          mapped linearly from ``IDF_LOW`` (0) to ``IDF_HIGH`` (1); a word the
+                          corpus never uses (gibberish, a typo) counts as filler (``IDF_LOW``)
 ``cues``          0.15    it invites a response: half for a question mark, half for
                           addressing the other person (you, your, ...)
 ``length``        0.15    it has a tweet-reply length: a smooth log-normal bump in characters
-                          peaking at ``LENGTH_PEAK_CHARS`` (half height at ~0.4x and ~2.6x)
+                          peaking at ``LENGTH_PEAK_CHARS`` (half height at 0.44x and 2.28x)
 ``novelty``       0.15    it adds something instead of echoing the tweet: the share of its
-                          content words (not stop words) absent from the tweet, times one minus
-                          the share of its word trigrams copied from the tweet
+                          content words (corpus words that are not stop words) absent from the
+                          tweet, times one minus the share of its word trigrams copied from it
 ``ratings``       0.20    the chat it answers was rated well by its two human participants:
                           mean of the interesting/witty/upbeat ratings (1-10) mapped to [0, 1]
 ================  ======  ==================================================================
 
 None of these is a signal of the heuristic reward (MiniLM cosine, a 50-150-character step,
-TextBlob polarity match, unique-word ratio, ``!?.`` ratio, generic phrases), so the heuristic is a
-realistic, imperfect proxy of the gold: it overlaps in spirit (length, relevance, sentiment), not in
-formula. Copying the tweet, which raises the heuristic's cosine, lowers the gold's novelty.
+TextBlob polarity match, unique-word ratio, ``!?.`` ratio, generic phrases, a near-copy penalty), so
+the heuristic is a realistic, imperfect proxy of the gold: it overlaps in spirit (length, relevance,
+sentiment), not in formula. Echoing the tweet's words raises the heuristic's cosine (only a near-copy
+is penalised there); it lowers the gold's novelty. Words outside the corpus vocabulary earn nothing
+(every word of the sample's human replies is in it), so gibberish cannot buy specificity or novelty.
 
 ``context`` carries what the text cannot: the chat's real human ratings (`CONTEXT_FIELD` of a
 sample row). Only the sample has it; `context_of` names what is missing for any other data.
@@ -77,9 +80,9 @@ def words(text: str) -> list[str]:
 
 
 @cache
-def idf_table(path: str | None = None) -> tuple[dict[str, float], float]:
+def idf_table(path: str | None = None) -> dict[str, float]:
     """Smoothed IDF ``ln((1 + N) / (1 + df)) + 1`` of every word over the corpus turns (a turn is a
-    document), and the IDF of an unseen word (``df = 0``). Computed once per process (~3 s)."""
+    document). Computed once per process (~2 s)."""
     with open(path or chitchat_path(), encoding="utf-8") as f:
         chats = json.load(f)
     df: Counter[str] = Counter()
@@ -88,7 +91,7 @@ def idf_table(path: str | None = None) -> tuple[dict[str, float], float]:
         for turn in chat["messages"]:
             df.update(set(words(" ".join(message["text"] for message in turn))))
             n += 1
-    return {w: math.log((1 + n) / (1 + c)) + 1 for w, c in df.items()}, math.log(1 + n) + 1
+    return {w: math.log((1 + n) / (1 + c)) + 1 for w, c in df.items()}
 
 
 @cache
@@ -96,12 +99,22 @@ def _vader() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
+def has_context(row: Mapping[str, Any]) -> bool:
+    """Whether ``row`` carries a valid gold context: every rating a finite number in [1, 10] (not a bool)."""
+    ratings = row.get(CONTEXT_FIELD)
+    return isinstance(ratings, Mapping) and all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and RATING_MIN <= value <= RATING_MAX
+        for value in (ratings.get(name) for name in RATING_NAMES)
+    )
+
+
 def context_of(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
     """The gold's context from a data row; a clear error when the row has none (data other than the sample)."""
     ratings = row.get(CONTEXT_FIELD)
-    if not isinstance(ratings, Mapping) or not all(isinstance(ratings.get(n), (int, float)) for n in RATING_NAMES):
+    if not has_context(row):
         raise ValueError(
-            f"{where}: the gold engagement function needs field {CONTEXT_FIELD!r} with numeric {list(RATING_NAMES)} "
+            f"{where}: the gold engagement function needs field {CONTEXT_FIELD!r} with {list(RATING_NAMES)} "
+            f"each a number from {RATING_MIN:g} to {RATING_MAX:g} "
             f"(the chat's human ratings, which only prepare.source=sample provides), got {ratings!r}. "
             "With your own data use the judge `learned`, `heuristic` or `llm`."
         )
@@ -115,15 +128,16 @@ def _trigrams(tokens: Sequence[str]) -> set[tuple[str, ...]]:
 def gold_components(tweet: str, reply: str, context: Mapping[str, Any]) -> dict[str, float]:
     """Every component of the gold (see the module docstring) and their weighted mean, ``total``."""
     reply_words, tweet_words = words(reply), words(tweet)
-    idf, unseen = idf_table()
+    idf = idf_table()
     if reply_words:
-        mean_idf = float(np.mean([idf.get(w, unseen) for w in reply_words]))
+        # An out-of-corpus word is filler: it must not buy specificity (gibberish would max it out).
+        mean_idf = float(np.mean([idf.get(w, IDF_LOW) for w in reply_words]))
         specificity = min(max((mean_idf - IDF_LOW) / (IDF_HIGH - IDF_LOW), 0.0), 1.0)
     else:
         specificity = 0.0
     chars = len(reply.strip())
     length = math.exp(-0.5 * (math.log(chars / LENGTH_PEAK_CHARS) / LENGTH_LOG_SIGMA) ** 2) if chars else 0.0
-    content = {w for w in reply_words if w not in ENGLISH_STOP_WORDS}
+    content = {w for w in reply_words if w in idf and w not in ENGLISH_STOP_WORDS}
     new_share = len(content - set(tweet_words)) / len(content) if content else 0.0
     reply_trigrams = _trigrams(reply_words)
     copied = len(reply_trigrams & _trigrams(tweet_words)) / len(reply_trigrams) if reply_trigrams else 0.0

@@ -50,8 +50,26 @@ def row_order(row: dict[str, Any]) -> tuple[str, str, str, str]:
     return group_key(row), tweet_key(row), row["reply"], row["tweet"]
 
 
+def check_one_group_per_tweet(rows: Sequence[dict[str, Any]]) -> None:
+    """Every tweet belongs to exactly one group, so splitting by group never divides a tweet."""
+    groups: dict[str, set[str]] = {}
+    for row in rows:
+        groups.setdefault(tweet_key(row), set()).add(group_key(row))
+    for tweet, keys in groups.items():
+        if len(keys) > 1:
+            raise ValueError(
+                f"tweet {tweet!r} appears in {len(keys)} groups {sorted(keys)}: every row of one tweet needs the same "
+                "conversation_id (or none at all), else the tweet could be trained on and tested on"
+            )
+
+
 def split_rows(rows: Sequence[dict[str, Any]], config: SplitConfig) -> dict[str, list[dict[str, Any]]]:
-    """Split prepared rows into ``SPLITS``, each sorted by `row_order` (independent of the input order)."""
+    """Split prepared rows into ``SPLITS``, each sorted by `row_order` (independent of the input order).
+
+    Raises when a tweet's replies name different groups (two conversation ids, or an id on some rows
+    only): the tweet could then land in two splits.
+    """
+    check_one_group_per_tweet(rows)
     frame = pd.DataFrame({"group": [group_key(row) for row in rows], "engagement": [row["engagement"] for row in rows]})
     edges = quartile_edges(frame["engagement"])
     # Sorted group keys make the split independent of the order of the input rows.

@@ -145,7 +145,8 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
     table = evaluation.significance
     if len(table):
         significance = (
-            f"Per-tweet values averaged over seeds, paired by tweet. {table.groupby('metric').size().max()} "
+            "Per-conversation values (averaged over seeds and its tweets), paired by conversation. "
+            f"{table.groupby('metric').size().max()} "
             f"comparisons per metric: the p-values in brackets are {sig.correction}-adjusted within each metric and "
             f"test, and those are the ones to hold against alpha = {sig.alpha}.\n\n" + significance_table(table)
         )
@@ -186,7 +187,7 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
     for model, group in passk.groupby("model", sort=False):
         ax.plot(group["k"], group["pass@k"], marker="o", label=model)
         ax.fill_between(group["k"], group["ci_low"], group["ci_high"], alpha=0.15)
-    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over tweets)", ylim=(0, 1.02))
+    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over conversations)", ylim=(0, 1.02))
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=120)
 

@@ -130,7 +130,7 @@ def train_reward_model(
 ) -> tuple[LearnedReward, dict[str, Any]]:
     """Fit the MLP head on ``rows`` (each with ``tweet``, ``reply``, ``engagement``) with early stopping.
 
-    A slice of the tweets (``config.validation_fraction``, grouped by tweet) is held out; training
+    A slice of the groups (``config.validation_fraction``; conversations, else tweets) is held out; training
     stops after ``config.patience`` epochs without a lower validation MSE and the best epoch's
     weights are kept. Returns the reward and a report: sizes, best epoch, validation metrics and
     the per-epoch history. ``batch_size`` is the encoder's; the head's is ``config.batch_size``.

@@ -60,13 +60,15 @@ class GRPOPaths:
 
 
 def phase2_dataset(
-    rows: Sequence[dict], tokenizer: PreTrainedTokenizerBase, prompt: PromptConfig, source: str = "phase-2 data"
+    rows: Sequence[dict], tokenizer: PreTrainedTokenizerBase, prompt: PromptConfig, source: str = "phase-2 data",
+    context: bool = False,
 ) -> Dataset:
     """One row per distinct tweet: ``prompt`` (the exact text the policy sees), ``tweet`` and ``group_id``.
 
     Phase-2 files hold several replies per tweet; GRPO needs each tweet once. ``group_id`` (the
-    tweet's `tweet_key`) is what the diversity bonus groups completions by. The sample's chat ratings
-    (`schema.CONTEXT_FIELD`) come along when every row has them: a gold monitor reads them.
+    tweet's `tweet_key`) is what the diversity bonus groups completions by. With ``context`` the
+    sample's chat ratings (`schema.CONTEXT_FIELD`) come along for a gold monitor; otherwise they stay
+    out, so no reward function is ever handed them.
     """
     seen: set[str] = set()
     prompts, tweets, ids, contexts = [], [], [], []
@@ -84,7 +86,10 @@ def phase2_dataset(
     if not prompts:
         raise ValueError(f"{source}: no rows")
     columns = {"prompt": prompts, "tweet": tweets, "group_id": ids}
-    return Dataset.from_dict(columns | ({CONTEXT_FIELD: contexts} if None not in contexts else {}))
+    if context and None in contexts:
+        raise ValueError(f"{source}: every row needs {CONTEXT_FIELD!r} for the monitors, row "
+                         f"{contexts.index(None) + 1} of the distinct tweets has none")
+    return Dataset.from_dict(columns | ({CONTEXT_FIELD: contexts} if context else {}))
 
 
 def save_policy(
@@ -133,7 +138,7 @@ def run_grpo(
 
     model, tokenizer = load_policy(paths.warm_start, merge=True)
     check_lora_targets(model, config.lora.target_modules, f"{config.lora.SECTION}.target_modules")
-    dataset = phase2_dataset(read_jsonl(paths.data), tokenizer, prompt, str(paths.data))
+    dataset = phase2_dataset(read_jsonl(paths.data), tokenizer, prompt, str(paths.data), context=bool(monitors))
     with ResumableRun(paths.checkpoints, run_fingerprint(params, inputs), dry_run) as run:
         picks = dataset.select(range(min(config.sample_prompts, len(dataset))))
         samples = SampleWriter(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_dvc_deps import import_closure
 
-from replyrl.data.gold import WEIGHTS, context_of, gold, gold_components, gold_monitor, gold_scores
+from replyrl.data.gold import WEIGHTS, context_of, gold, gold_components, gold_monitor, gold_scores, has_context
 
 CONTEXT = {"chat_ratings": {"interesting": 6, "witty": 6, "upbeat": 6}}
 TWEET = "Just finished my first marathon, legs are jelly."
@@ -86,7 +86,7 @@ def test_ratings_of_the_chat_raise_the_gold():
 def test_missing_context_is_a_clear_error():
     with pytest.raises(ValueError, match=r"test_data.jsonl:3: the gold engagement function needs field 'chat_ratings'"):
         context_of({"tweet": "t", "reply": "r"}, "test_data.jsonl:3")
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match="each a number"):
         context_of({"chat_ratings": {"interesting": "high", "witty": 1, "upbeat": 1}})
 
 
@@ -104,3 +104,21 @@ def test_monitor_scores_rollouts_like_a_reward_function():
 def test_training_and_rewards_never_import_the_gold(script):
     # Transitively: the gold may score rollouts (the grpo stage's monitor) but never reach a loss or reward.
     assert "replyrl/data/gold.py" not in import_closure(REPO_ROOT / script)
+
+
+def test_gibberish_scores_below_a_typical_human_reply():
+    # Words outside the corpus are filler: they buy neither specificity nor novelty.
+    tweet = "How was your weekend?"
+    gibberish = gold(tweet, "qwzx vbnmk plorf zzyq trebl, you? xkcdq wubba frozz glimp?", CONTEXT)
+    human = gold(tweet, "Pretty good, went hiking with my dog up the hill. You?", CONTEXT)
+    assert gibberish < human
+    assert gold_components(tweet, "qwzx vbnmk plorf", CONTEXT)["specificity"] == 0.0
+    assert gold_components(tweet, "qwzx vbnmk plorf", CONTEXT)["novelty"] == 0.0
+
+
+@pytest.mark.parametrize("bad", [True, float("nan"), 0, 11, "7", None])
+def test_ratings_must_be_numbers_from_1_to_10(bad):
+    ratings = {"interesting": bad, "witty": 5, "upbeat": 5}
+    assert not has_context({"chat_ratings": ratings})
+    with pytest.raises(ValueError, match="each a number from 1 to 10"):
+        context_of({"chat_ratings": ratings})

@@ -153,3 +153,15 @@ def test_a_conversation_with_several_pairs_is_never_in_two_splits():
     assert statistics["tweet_overlap"] == {"phase1_phase2": 0, "phase1_test": 0, "phase2_test": 0}
     assert statistics["groups"]["test"] == pytest.approx(40, abs=2)
     assert statistics["tweets"]["test"] == len(splits["test"]) > statistics["groups"]["test"]
+
+
+def test_a_tweet_in_two_conversations_is_refused():
+    rows = [
+        {"conversation_id": "a", "tweet_id": "t1", "tweet": "x", "reply": "r1", "engagement": 0.1},
+        {"conversation_id": "b", "tweet_id": "t1", "tweet": "x", "reply": "r2", "engagement": 0.2},
+    ]
+    with pytest.raises(ValueError, match=r"tweet 'id:t1' appears in 2 groups \['conversation:a', 'conversation:b'\]"):
+        split_rows(rows, SplitConfig())
+    # An id on some rows of a tweet only is the same mistake.
+    with pytest.raises(ValueError, match="appears in 2 groups"):
+        split_rows([rows[0], {k: v for k, v in rows[1].items() if k != "conversation_id"}], SplitConfig())

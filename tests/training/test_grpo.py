@@ -174,6 +174,12 @@ def test_phase2_dataset_keeps_each_tweet_once(tiny_base_dir: Path):
     assert dataset["prompt"][1] == build_prompt(tokenizer, ROWS[1]["tweet"], PROMPT)
     with pytest.raises(ValueError, match="row 2: field 'tweet' must be a non-empty string"):
         phase2_dataset([ROWS[0], {"tweet_id": "x", "tweet": ""}], tokenizer, PROMPT)
+    # The chat ratings reach the trainer only for monitors: reward functions never see them otherwise.
+    rated = [row | {"chat_ratings": {"interesting": 5, "witty": 5, "upbeat": 5}} for row in ROWS]
+    assert "chat_ratings" not in phase2_dataset(rated, tokenizer, PROMPT).column_names
+    assert phase2_dataset(rated, tokenizer, PROMPT, context=True)["chat_ratings"][0] == rated[0]["chat_ratings"]
+    with pytest.raises(ValueError, match="every row needs 'chat_ratings' for the monitors"):
+        phase2_dataset(ROWS, tokenizer, PROMPT, context=True)
 
 
 # ---- hand-off and training
