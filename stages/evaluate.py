@@ -11,9 +11,11 @@ import os
 from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import load_seeds
 from replyrl.configs.reward import RewardConfig
-from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl
+from replyrl.configs.sft import SFTStageConfig
+from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl, training_objectives
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
 from replyrl.io import atomic_path, write_json
 
@@ -30,12 +32,18 @@ def main() -> None:
     parser.add_argument("--plots", required=True, help="Folder for passk.csv and the PNGs.")
     parser.add_argument("--report", required=True, help="Output Markdown report.")
     parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
-    args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig})
+    args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig,
+                                        "grpo": GRPOStageConfig, "sft": SFTStageConfig})
     config, seeds = params.evaluate, load_seeds(args.params)
+    # What the models were trained on is marked in every table: such a metric is not evidence.
+    grpo = params.grpo
+    trained_on = training_objectives(grpo.reward_type, grpo.diversity_weight, grpo.objective,
+                                     params.sft.polychromic.quality, config)
 
     generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
     scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size)
-    result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds))
+    result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds),
+                      trained_on)
 
     write_json(args.metrics, result.metrics)
     with atomic_path(f"{args.plots}/passk.csv") as tmp:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
 
 PASS_JUDGES = ("gold", "learned", "heuristic", "llm")
+PASS_CRITERIA = ("per_tweet", "median")
 CORRECTIONS = ("holm", "bonferroni")
 JUDGE_PROVIDERS = ("anthropic", "openai")
 
@@ -23,8 +24,10 @@ class PassAtKConfig:
         "ratings), `learned` (predicted engagement), `heuristic` or `llm` (pairwise vs the human reply). The gold "
         "and the learned proxy are reported beside it wherever they are available.",
     )
-    threshold: float | None = help_field(
-        None, "A sample passes when its Pass@k judge score >= this; null = median judge score of the human replies."
+    threshold: float | str = help_field(
+        "per_tweet",
+        "When a sample passes: `per_tweet` (its judge score >= that of the tweet's best human reply), `median` "
+        "(>= the median judge score of all evaluated human replies) or a number on the Pass@k judge's scale.",
     )
     k: list[int] = help_field([1, 3, 5, 10], "The k of Pass@k.")
     bootstrap_samples: int = help_field(1000, "Bootstrap resamples (over prompts) for the CI.")
@@ -32,6 +35,9 @@ class PassAtKConfig:
 
     def __post_init__(self) -> None:
         check(self.judge in PASS_JUDGES, "evaluate.pass_at_k.judge", self.judge, f"choose one of {PASS_JUDGES}")
+        check(self.threshold in PASS_CRITERIA or (isinstance(self.threshold, (int, float))
+                                                  and not isinstance(self.threshold, bool)),
+              "evaluate.pass_at_k.threshold", self.threshold, f"choose one of {PASS_CRITERIA} or a number")
         check(bool(self.k) and all(k > 0 for k in self.k), "evaluate.pass_at_k.k", self.k,
               "must be a non-empty list of positive ints")
         check_positive(self, "evaluate.pass_at_k", ("bootstrap_samples",))
@@ -40,11 +46,14 @@ class PassAtKConfig:
 
 @dataclass
 class SignificanceConfig:
-    baseline: str = help_field("baseline_full", "Every other model is tested against this one.")
-    pairs: list[list[str]] = help_field([["grpo_from_polychromic", "grpo_from_baseline"]],
-                                        "Extra [model, other] comparisons.")
-    correction: str = help_field("holm", "Multiple-comparison adjustment of the p-values: `holm` or `bonferroni`.")
-    alpha: float = help_field(0.05, "Significance level used in the report.")
+    pairs: list[list[str]] = help_field(
+        [], "Extra [model, other] comparisons for the verdict table, beside the recipe's (see README)."
+    )
+    correction: str = help_field(
+        "holm", "Multiple-comparison adjustment over the whole verdict table: `holm` or `bonferroni`."
+    )
+    alpha: float = help_field(0.05, "Family-wise error rate of the verdicts; the CIs are at 1 - alpha.")
+    power: float = help_field(0.8, "Power at which the minimum detectable difference (`mde`) is reported.")
 
     def __post_init__(self) -> None:
         check(all(len(pair) == 2 for pair in self.pairs), "evaluate.significance.pairs", self.pairs,
@@ -52,6 +61,7 @@ class SignificanceConfig:
         check(self.correction in CORRECTIONS, "evaluate.significance.correction", self.correction,
               f"choose one of {CORRECTIONS}")
         check(0.0 < self.alpha < 1.0, "evaluate.significance.alpha", self.alpha, "must be in (0, 1)")
+        check(0.0 < self.power < 1.0, "evaluate.significance.power", self.power, "must be in (0, 1)")
 
 
 @dataclass
@@ -92,8 +102,8 @@ class EvaluateConfig:
     # models: generated per seed of `seeds`; folders models/<base>, models/sft/<name>/seed_<s>, models/grpo/from_<init>/seed_<s>
     base_models: list[str] = help_field([], "`[base]` also evaluates the untuned base model.")
     sft_models: list[str] = help_field(
-        ["baseline_full", "polychromic_full"],
-        "SFT adapters; add `baseline_phase1`/`polychromic_phase1` for the GRPO warm-starts.",
+        ["baseline_full", "polychromic_full", "baseline_phase1", "polychromic_phase1"],
+        "SFT adapters; `<method>_phase1` are the GRPO warm-starts each GRPO model is compared with.",
     )
     grpo_inits: list[str] = help_field(["baseline", "polychromic"], "GRPO runs, named grpo_from_<init>.")
     # test prompts and sampling (the `generate` stage)

@@ -1,9 +1,10 @@
 """The `evaluate` stage: Pass@k, diversity, quality and significance from the generation files.
 
 Every metric is first computed per test tweet (one row per model x seed x tweet in `per_prompt`),
-then averaged over tweets per seed, then reported as mean and std over seeds. Bootstrap intervals
-and significance tests use each group's value (the conversation, or the tweet: `groups.group_key`)
-averaged over seeds and its tweets, paired by group across models.
+then averaged over tweets per seed, then reported as mean and std over seeds. Pass@k intervals
+bootstrap each group's value (the conversation, or the tweet: `groups.group_key`) averaged over seeds
+and its tweets. Verdicts (`verdicts`) compare two models on values per seed and group, paired by both,
+with seeds as the unit of inference.
 
 Judges: Pass@k uses ``evaluate.pass_at_k.judge``. On the sample the gold engagement function (the
 ground truth behind the likes) and the learned proxy are both reported, side by side (``pass@k`` and
@@ -31,7 +32,7 @@ from replyrl.io import finite_or_none, read_json, read_jsonl
 from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
 from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
-from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, compare
+from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, paired_effect
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.rewards import load_reward
 
@@ -73,13 +74,13 @@ class Evaluation:
     metrics: dict[str, float | None]
     per_prompt: pd.DataFrame
     passk: pd.DataFrame
-    significance: pd.DataFrame
+    verdicts: pd.DataFrame
     models: list[str]
     seeds: list[int]
-    threshold: float
-    thresholds: dict[str, float]  # per reported judge (the first is `evaluate.pass_at_k.judge`)
+    thresholds: dict[str, np.ndarray]  # per reported judge (the first is the Pass@k judge), one per tweet
     grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_from_<init>/seed_<seed>
     bertscore_model: str
+    trained_on: dict[str, str]  # metric -> what trained on it (`training_objectives`)
 
 
 def load_scorers(encoder_dir: str | Path, reward_model_dir: str | Path, reward_config: RewardConfig,
@@ -236,8 +237,9 @@ def per_prompt_metrics(
                                "continue from the cache")
         scores["llm"] = llm_samples
     rows0 = next(iter(generations.values()))
-    thresholds = {judge: resolve_threshold(rows0, judge, scorers, config) for judge in judges}
-    logger.info("pass thresholds: %s (the first is the Pass@k judge)", thresholds)
+    thresholds = {judge: pass_thresholds(rows0, judge, scorers, config) for judge in judges}
+    logger.info("mean pass threshold per judge (the first is the Pass@k judge): %s",
+                {judge: round(float(t.mean()), 4) for judge, t in thresholds.items()})
 
     frames = []
     for key, rows in tqdm(generations.items(), desc="metrics", unit="file"):
@@ -260,7 +262,7 @@ def per_prompt_metrics(
         } | {SCORE_COLUMNS[judge]: scores[judge][key].mean(axis=1) for judge in ("heuristic", "learned", "gold")
              if judge in scores})
         for i, judge in enumerate(judges):
-            passed = scores[judge][key] >= thresholds[judge]
+            passed = scores[judge][key] >= thresholds[judge][:, None]
             for k in config.pass_at_k.k:
                 frame[f"pass@{k}" + ("" if i == 0 else f"_{judge}")] = pass_at_k_per_prompt(passed, k)
         if key in llm_greedy:
@@ -269,18 +271,41 @@ def per_prompt_metrics(
     return pd.concat(frames, ignore_index=True), thresholds
 
 
-def resolve_threshold(rows: Sequence[dict], judge: str, scorers: Scorers, config: EvaluateConfig) -> float:
-    """``evaluate.pass_at_k.threshold`` for the Pass@k judge, else the median ``judge`` score of the human
-    replies to the evaluated tweets ("at least as engaging as a typical human reply"; a tie for the LLM).
+def criterion(judge: str, config: EvaluateConfig) -> float | str:
+    """The pass criterion of ``judge``: a number applies to the Pass@k judge only (it is on that judge's
+    scale); the other reported judges then use `per_tweet`."""
+    threshold = config.pass_at_k.threshold
+    if isinstance(threshold, str) or judge == config.pass_at_k.judge:
+        return threshold
+    return "per_tweet"
 
-    A set threshold is on the Pass@k judge's scale, so the other reported judges keep their median.
-    """
-    if config.pass_at_k.threshold is not None and judge == config.pass_at_k.judge:
-        return config.pass_at_k.threshold
+
+def pass_thresholds(rows: Sequence[dict], judge: str, scorers: Scorers, config: EvaluateConfig) -> np.ndarray:
+    """Each evaluated tweet's pass threshold under ``judge`` (`criterion`): ``per_tweet``, the judge's
+    score of the tweet's best human reply ("at least as engaging as the human reply to this tweet",
+    which takes the tweet itself out of the comparison); ``median``, the median score of every
+    evaluated human reply; or a fixed number. The LLM judge scores against the human reply already,
+    so its threshold is a tie (0.5) unless a number is set."""
+    rule = criterion(judge, config)
+    if not isinstance(rule, str):
+        return np.full(len(rows), float(rule))
     if judge == "llm":
-        return llm_judge.SCORES["tie"]
-    return float(np.median(np.concatenate(judge_scores_per_row(rows, [row["references"] for row in rows], judge,
-                                                               scorers))))
+        return np.full(len(rows), llm_judge.SCORES["tie"])
+    human = judge_scores_per_row(rows, [row["references"] for row in rows], judge, scorers)
+    if rule == "median":
+        return np.full(len(rows), float(np.median(np.concatenate(human))))
+    return np.array([scores.max() for scores in human])
+
+
+def human_pass_rates(rows: Sequence[dict], judge: str, scorers: Scorers) -> dict[str, float]:
+    """Sanity figures: the share of the human replies that pass under each criterion (``per_tweet``: only
+    a tweet's best reply, and its ties, pass by construction; ``median``: about half)."""
+    human = judge_scores_per_row(rows, [row["references"] for row in rows], judge, scorers)
+    median = float(np.median(np.concatenate(human)))
+    return {
+        "per_tweet": float(np.mean(np.concatenate([scores >= scores.max() for scores in human]))),
+        "median": float(np.mean(np.concatenate(human) >= median)),
+    }
 
 
 def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[str, float | None], pd.DataFrame]:
@@ -299,64 +324,135 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
             judged = per_prompt.loc[per_prompt.model == model, "llm_win_rate"].notna()
             metrics[f"{model}.llm_judged"] = int(judged.sum())
 
-    by_group = per_prompt.groupby(["model", "group_id"], sort=False)[columns].mean()
+    # Each tweet's value averaged over seeds; the interval resamples whole conversations.
+    by_tweet = per_prompt.groupby(["model", "group_id", "tweet_id"], sort=False)[columns].mean()
     passk_rows = []
     for model in mean.index:
+        tweets = by_tweet.loc[model]
         for k in config.pass_at_k.k:
-            low, high = bootstrap_ci(by_group.loc[model, f"pass@{k}"].to_numpy(), config.pass_at_k.confidence,
-                                     config.pass_at_k.bootstrap_samples)
+            low, high = bootstrap_ci(tweets[f"pass@{k}"].to_numpy(), tweets.index.get_level_values("group_id"),
+                                     config.pass_at_k.confidence, config.pass_at_k.bootstrap_samples)
             metrics[f"{model}.pass@{k}_ci_low"], metrics[f"{model}.pass@{k}_ci_high"] = low, high
             passk_rows.append({"model": model, "k": k, "pass@k": mean.at[model, f"pass@{k}"],
                                "ci_low": low, "ci_high": high})
     return {k: finite_or_none(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
 
 
-def significance(per_prompt: pd.DataFrame, config: EvaluateConfig) -> pd.DataFrame:
-    """Each model vs the baseline and every configured pair, on each group's seed-averaged values.
+def verdict_pairs(models: Sequence[str], config: EvaluateConfig) -> list[tuple[str, str, str]]:
+    """The recipe's comparisons among the evaluated ``models``, as (model, other, question), then the
+    configured extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
+    inits = [m.removeprefix("grpo_from_") for m in models if m.startswith("grpo_from_")]
+    wanted = [(f"grpo_from_{i}", f"{i}_phase1", "GRPO vs its own warm-start") for i in inits]
+    wanted += [(f"polychromic_{d}", f"baseline_{d}", f"polychromic vs plain SFT ({d} data)") for d in ("full", "phase1")]
+    wanted += [("grpo_from_polychromic", "grpo_from_baseline", "GRPO from the polychromic vs the plain warm-start")]
+    wanted += [(f"grpo_from_{i}", f"{i}_full", "two-phase (SFT + GRPO) vs SFT on all the data") for i in inits]
+    wanted += [(a, b, "configured") for a, b in config.significance.pairs]
+    pairs, seen = [], set()
+    for a, b, question in wanted:
+        if (a, b) in seen:
+            continue
+        seen.add((a, b))
+        if {a, b} <= set(models):
+            pairs.append((a, b, question))
+        else:
+            logger.info("verdicts: no %s vs %s (%s): not both evaluated", a, b, question)
+    return pairs
 
-    One row per (model, other, metric) with Mann-Whitney U, Wilcoxon signed-rank (paired by group),
-    Cohen's d, and p-values adjusted (``config.significance.correction``) within each metric and test.
-    """
-    models = list(dict.fromkeys(per_prompt["model"]))
-    pairs = [(m, config.significance.baseline) for m in models if m != config.significance.baseline]
-    pairs += [tuple(p) for p in config.significance.pairs if tuple(p) not in pairs]
-    skipped = [p for p in pairs if not set(p) <= set(models)]
-    if skipped:
-        logger.warning("significance: skipping %s (model(s) not evaluated)", skipped)
-    pairs = [p for p in pairs if p not in skipped]
-    metrics = [f"pass@{max(config.pass_at_k.k)}", *(m for m in TESTED if m in per_prompt.columns)]
-    by_group = per_prompt.groupby(["model", "group_id"], sort=False)[metrics].mean()
-    rows = [
-        {"model": a, "other": b, "metric": metric,
-         **compare(by_group.loc[a, metric].to_numpy(), by_group.loc[b, metric].to_numpy())}
-        for a, b in pairs for metric in metrics
-    ]
-    table = pd.DataFrame(rows, columns=["model", "other", "metric", "mannwhitney_u", "mannwhitney_p", "wilcoxon_w",
-                                        "wilcoxon_p", "cohens_d", "mean_diff"])
-    for test in ("mannwhitney", "wilcoxon"):
-        table[f"{test}_p_adj"] = table.groupby("metric")[f"{test}_p"].transform(
-            lambda p: adjust_pvalues(p.to_numpy(), config.significance.correction))
+
+def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[str]:
+    """What every comparison is judged on: Pass@k at the largest k (the Pass@k judge), the mean quality
+    score (the gold where there is one, else predicted engagement) and semantic diversity."""
+    quality = "gold_score" if "gold_score" in per_prompt.columns else "predicted_engagement"
+    return [f"pass@{max(config.pass_at_k.k)}", quality, "semantic_diversity"]
+
+
+def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None) -> pd.DataFrame:
+    """The verdict table: one row per (comparison, metric) with the paired difference, its CI, p-value
+    (seeds and conversations both random: `stats.paired_effect`), the p-value adjusted over the whole
+    table, d_z, the minimum detectable difference and the verdict: ``better``, ``worse`` or ``no
+    difference detected``; with one seed ``no verdict (one seed)``, since training variance is then not
+    measured. ``trained_on`` marks metrics that were a training objective (not evidence)."""
+    sig = config.significance
+    by_seed = per_prompt.groupby(["model", "seed", "group_id"], sort=True).mean(numeric_only=True)
+    rows = []
+    for model, other, question in verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config):
+        for metric in verdict_metrics(per_prompt, config):
+            a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
+            effect = paired_effect(a.to_numpy(), b.loc[a.index, a.columns].to_numpy(), 1 - sig.alpha, sig.power)
+            rows.append({"model": model, "other": other, "question": question, "metric": metric, **effect,
+                         "trained_on": (trained_on or {}).get(metric, "")})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_adj"] = adjust_pvalues(table["p"].to_numpy(), sig.correction)
+
+    def verdict(row: pd.Series) -> str:
+        if row.level == "checkpoint":
+            return "no verdict (one seed)"
+        if row.p_adj >= sig.alpha:
+            return "no difference detected"
+        return "better" if (row["diff"] > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
+
+    table["verdict"] = table.apply(verdict, axis=1)
     return table
 
 
-def significance_metrics(table: pd.DataFrame) -> dict[str, float | None]:
-    """Flat keys ``significance.{model}_vs_{other}.{metric}.{statistic}``."""
-    stats = ("mannwhitney_p", "mannwhitney_p_adj", "wilcoxon_p", "wilcoxon_p_adj", "cohens_d")
-    return {
-        f"significance.{row.model}_vs_{row.other}.{row.metric}.{stat}": finite_or_none(getattr(row, stat))
-        for row in table.itertuples() for stat in stats
-    }
+VERDICT_CODES = {"better": 1, "worse": -1, "no difference detected": 0}  # one seed: null
+
+
+def verdict_table_metrics(table: pd.DataFrame) -> dict[str, float | None]:
+    """Flat keys ``verdict.{model}_vs_{other}.{metric}.{statistic}``; ``.verdict`` is 1 (better), -1
+    (worse), 0 (no difference detected) or null (one seed: no verdict)."""
+    stats_ = ("diff", "ci_low", "ci_high", "p", "p_adj", "d_z", "mde")
+    out: dict[str, float | None] = {}
+    for row in table.itertuples():
+        key = f"verdict.{row.model}_vs_{row.other}.{row.metric}"
+        out.update({f"{key}.{stat}": finite_or_none(getattr(row, stat)) for stat in stats_})
+        out[f"{key}.verdict"] = VERDICT_CODES.get(row.verdict)
+    return out
+
+
+def training_objectives(reward_type: str, diversity_weight: float, objective: str, polychromic_quality: str,
+                        config: EvaluateConfig) -> dict[str, str]:
+    """Which evaluation columns some model was trained on, and by what: such a metric is not evidence.
+
+    ``reward_type``, ``diversity_weight``, ``objective``: the grpo params; ``polychromic_quality``:
+    sft.polychromic.quality (the polychromic set score is quality x encoder diversity).
+    """
+    marks: dict[str, list[str]] = {}
+    if reward_type in ("heuristic", "mix"):
+        marks.setdefault("heuristic_reward", []).append("GRPO reward")
+    if reward_type in ("learned", "mix"):
+        marks.setdefault("predicted_engagement", []).append("GRPO reward")
+    if polychromic_quality == "heuristic":
+        marks.setdefault("heuristic_reward", []).append("polychromic SFT")
+    marks.setdefault("semantic_diversity", []).append("polychromic SFT")
+    if diversity_weight > 0:
+        marks["semantic_diversity"].append("GRPO diversity bonus")
+    if objective == "polychromic":
+        marks["semantic_diversity"].append("GRPO objective")
+    columns = {"learned": "predicted_engagement", "heuristic": "heuristic_reward"}
+    judge = config.pass_at_k.judge
+    for k in config.pass_at_k.k:
+        if judge in columns and columns[judge] in marks:
+            marks[f"pass@{k}"] = marks[columns[judge]]
+        if judge != "learned" and "predicted_engagement" in marks:
+            marks[f"pass@{k}_learned"] = marks["predicted_engagement"]
+    return {metric: ", ".join(dict.fromkeys(reasons)) for metric, reasons in marks.items()}
 
 
 def evaluate(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
-    grpo_kl: dict[str, float] | None = None,
+    grpo_kl: dict[str, float] | None = None, trained_on: dict[str, str] | None = None,
 ) -> Evaluation:
-    """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`)."""
+    """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`).
+
+    ``trained_on`` (`training_objectives`) marks the columns some model was trained on.
+    """
     per_prompt, thresholds = per_prompt_metrics(generations, scorers, config)
     metrics, passk = summarise(per_prompt, config)
-    table = significance(per_prompt, config)
-    metrics.update(significance_metrics(table))
+    table = verdicts(per_prompt, config, trained_on)
+    metrics.update(verdict_table_metrics(table))
     models = list(dict.fromkeys(model for model, _ in generations))
     seeds = list(dict.fromkeys(seed for _, seed in generations))
     grpo_kl = grpo_kl or {}
@@ -365,9 +461,13 @@ def evaluate(
         if runs:
             metrics[f"{model}.final_kl"] = float(np.mean(runs))
     judge = config.pass_at_k.judge
-    metrics.update({f"pass_threshold_{j}": t for j, t in thresholds.items() if j != judge})
-    metrics.update({"pass_threshold": thresholds[judge], "n_prompts": len(generations[models[0], seeds[0]]),
+    # Mean over the evaluated tweets (with `per_tweet` every tweet has its own threshold).
+    metrics.update({f"pass_threshold_{j}": float(t.mean()) for j, t in thresholds.items() if j != judge})
+    if judge != "llm":
+        rates = human_pass_rates(generations[models[0], seeds[0]], judge, scorers)
+        metrics.update({f"human_pass_rate.{rule}": rate for rule, rate in rates.items()})
+    metrics.update({"pass_threshold": float(thresholds[judge].mean()), "n_prompts": len(generations[models[0], seeds[0]]),
                     "n_groups": int(per_prompt["group_id"].nunique()), "n_seeds": len(seeds),
                     "bertscore_layer": scorers.bertscore.layer})
-    return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds[judge], thresholds, grpo_kl,
-                      scorers.bertscore.model_dir)
+    return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds, grpo_kl,
+                      scorers.bertscore.model_dir, trained_on or {})

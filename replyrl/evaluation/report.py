@@ -1,8 +1,9 @@
 """`reports/evaluation.md` and the evaluation plots, from an `Evaluation`.
 
-The report holds the model-by-metric table with a winner column, the original recipe's success
-criteria each marked met / not met with the measured value, the significance tests, and a few
-random test tweets with every model's replies for reading by eye.
+The report holds the model-by-metric table (metrics a model was trained on are marked), the verdict
+table (each comparison the recipe makes: difference, CI and "better", "worse" or "no difference
+detected", with seeds as the unit), the original recipe's success criteria judged on those, and a
+few random test tweets with every model's replies for reading by eye.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from replyrl.configs.evaluate import EvaluateConfig
-from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation
+from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation, criterion
 from replyrl.io import new_figure, save_figure
 
 # The recipe's proposed model, which its success criteria are about.
@@ -35,28 +36,27 @@ class Criterion:
     met: bool | None
 
 
-def check_criteria(evaluation: Evaluation, baseline: str = "baseline_full", alpha: float = 0.05) -> list[Criterion]:
-    """The recipe's success criteria, measured on `PROPOSED` (n/a when it was not evaluated)."""
+def check_criteria(evaluation: Evaluation) -> list[Criterion]:
+    """The recipe's success criteria, measured on `PROPOSED` (n/a when it was not evaluated). Its Pass@k
+    criterion is judged on the verdict table: better than every model it is compared with there."""
     m = evaluation.metrics
     k = max(int(c.split("@")[1]) for c in evaluation.per_prompt.columns if c.startswith("pass@") and c[5:].isdigit())
-    others = [m.get(f"{model}.pass@{k}") for model in evaluation.models if model != PROPOSED]
-    best_other = max((v for v in others if v is not None), default=None)
-    p_key = f"significance.{PROPOSED}_vs_{baseline}.pass@{k}.wilcoxon_p_adj"
+    table = evaluation.verdicts
+    rows = table[(table.model == PROPOSED) & (table.metric == f"pass@{k}")] if len(table) else table
+    better = int((rows.verdict == "better").sum()) if len(rows) else 0
+    decided = len(rows) and not (rows.verdict == "no verdict (one seed)").any()
     kl = max(evaluation.grpo_kl.values()) if evaluation.grpo_kl else None
 
     def get(metric: str) -> float | None:
         return m.get(f"{PROPOSED}.{metric}")
 
-    proposed_passk = get(f"pass@{k}")
     return [
-        Criterion(f"Pass@{k}: {PROPOSED} beats every other model", f"> {_fmt(best_other)} (best other)",
-                  proposed_passk, _cmp(proposed_passk, best_other, higher=True)),
+        Criterion(f"Pass@{k}: {PROPOSED} better than each model it is compared with (verdicts)",
+                  f"better in all {len(rows)}", better if decided else None, better == len(rows) if decided else None),
         Criterion("ROUGE-L of the greedy reply", f"> {MIN_ROUGE_L}", get("rouge_l"),
                   _cmp(get("rouge_l"), MIN_ROUGE_L, higher=True)),
         Criterion("Self-BLEU within a tweet's samples", f"< {MAX_SELF_BLEU}", get("self_bleu"),
                   _cmp(get("self_bleu"), MAX_SELF_BLEU, higher=False)),
-        Criterion(f"Pass@{k} vs {baseline}: Wilcoxon p (adjusted)", f"< {alpha}", m.get(p_key),
-                  _cmp(m.get(p_key), alpha, higher=False)),
         Criterion("Final KL of every GRPO run (max)", f"< {MAX_FINAL_KL}", kl, _cmp(kl, MAX_FINAL_KL, higher=False)),
         Criterion("Predicted engagement", f"> {MIN_ENGAGEMENT}", get("predicted_engagement"),
                   _cmp(get("predicted_engagement"), MIN_ENGAGEMENT, higher=True)),
@@ -79,26 +79,21 @@ def _cell(text: str) -> str:
 
 
 def metric_table(evaluation: Evaluation) -> str:
-    """Markdown table: one row per metric, one column per model (mean ± std over seeds), and the winner."""
+    """Markdown table: one row per metric, one column per model (mean ± std over seeds), and what a
+    model was trained on (such a metric is not evidence). No winner column: the verdicts decide."""
     m = evaluation.metrics
     names = [c for c in evaluation.per_prompt.columns if c.startswith("pass@")]
     names += [c for c in METRICS if c in evaluation.per_prompt.columns]
     names += [c for c in ("llm_win_rate", "final_kl") if any(f"{model}.{c}" in m for model in evaluation.models)]
-    lines = ["| metric | " + " | ".join(evaluation.models) + " | winner |",
+    lines = ["| metric | " + " | ".join(evaluation.models) + " | trained on |",
              "|---" * (len(evaluation.models) + 2) + "|"]
     for name in names:
         values = {model: m.get(f"{model}.{name}") for model in evaluation.models}
         cells = [_fmt(v) + (f" ± {_fmt(m[f'{model}.{name}_std'])}" if v is not None and f"{model}.{name}_std" in m
                             else "")
                  for model, v in values.items()]
-        scored = {model: v for model, v in values.items() if v is not None}
-        best = (min if name in LOWER_IS_BETTER else max)(scored.values(), default=None)
-        leaders = [model for model, v in scored.items() if v == best]
-        if name == "final_kl" or not leaders:  # the KL is a safeguard, not a score to win on
-            winner = "—"
-        else:
-            winner = leaders[0] if len(leaders) == 1 else "tie"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {winner} |")
+        arrow = " (lower is better)" if name in LOWER_IS_BETTER else ""
+        lines.append(f"| {name}{arrow} | " + " | ".join(cells) + f" | {evaluation.trained_on.get(name, '—')} |")
     return "\n".join(lines)
 
 
@@ -110,13 +105,13 @@ def criteria_table(criteria: Sequence[Criterion]) -> str:
     return "\n".join(lines)
 
 
-def significance_table(table: pd.DataFrame) -> str:
-    lines = ["| model | vs | metric | mean diff | Cohen's d | Mann-Whitney p (adj) | Wilcoxon p (adj) |",
+def verdict_table(table: pd.DataFrame, confidence: float) -> str:
+    lines = [f"| comparison | metric | difference [{confidence:.0%} CI] | p (adjusted) | d_z | detectable | verdict |",
              "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
-        lines.append(f"| {r.model} | {r.other} | {r.metric} | {r.mean_diff:+.3f} | {_fmt(r.cohens_d, 2)} | "
-                     f"{r.mannwhitney_p:.3g} ({r.mannwhitney_p_adj:.3g}) | "
-                     f"{r.wilcoxon_p:.3g} ({r.wilcoxon_p_adj:.3g}) |")
+        mark = f" (trained on: {r.trained_on})" if r.trained_on else ""
+        lines.append(f"| {r.model} vs {r.other} | {r.metric}{mark} | {r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] | "
+                     f"{r.p:.3g} ({r.p_adj:.3g}) | {_fmt(r.d_z, 2)} | {r.mde:.3f} | {r.verdict} |")
     return "\n".join(lines)
 
 
@@ -141,25 +136,37 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
                   plots_dir: str = "../plots") -> str:
     """The whole of `reports/evaluation.md`; ``plots_dir`` is the plots folder relative to the report."""
     sig = config.significance
-    criteria = check_criteria(evaluation, sig.baseline, sig.alpha)
-    table = evaluation.significance
-    if len(table):
-        significance = (
-            "Per-conversation values (averaged over seeds and its tweets), paired by conversation. "
-            f"{table.groupby('metric').size().max()} "
-            f"comparisons per metric: the p-values in brackets are {sig.correction}-adjusted within each metric and "
-            f"test, and those are the ones to hold against alpha = {sig.alpha}.\n\n" + significance_table(table)
-        )
+    criteria = check_criteria(evaluation)
+    table = evaluation.verdicts
+    if not len(table):
+        verdicts = "No comparisons: none of the recipe's pairs of models was evaluated."
     else:
-        significance = "No comparisons: fewer than two of the configured models were evaluated."
+        one_seed = (table.level == "checkpoint").any()
+        verdicts = (
+            ("**Checkpoint-level: training variance not measured** (one seed), so there is no verdict; the "
+             "intervals below cover the choice of test conversations only. Run with several `seeds`.\n\n"
+             if one_seed else "")
+            + "Each comparison is a paired difference (model minus other) on values per seed and conversation: "
+            "seeds and conversations are both random effects (crossed), so the CI covers retraining and new test "
+            f"conversations. p-values are {sig.correction}-adjusted over the whole table ({len(table)} tests) and held "
+            f"against alpha = {sig.alpha}. d_z = mean / SD of the per-conversation differences; `detectable` is the "
+            f"smallest true difference this design finds with {sig.power:.0%} power. A metric some model was trained "
+            "on is marked: it is not evidence.\n\n" + verdict_table(table, 1 - sig.alpha)
+        )
     judge_note = (
         " `llm_win_rate`: how often the LLM judge prefers the greedy reply to the first human reply (tie = 0.5)."
         if any(k.endswith(".llm_win_rate") for k in evaluation.metrics) else ""
     )
-    other_judges = "".join(
-        f" `pass@k_{judge}` uses the `{judge}` judge at >= {threshold:.4f} (median of the human replies)."
-        for judge, threshold in evaluation.thresholds.items() if judge != config.pass_at_k.judge
-    )
+    judge = config.pass_at_k.judge
+    rule = criterion(judge, config)
+    passes = {"per_tweet": "at least as high as that tweet's best human reply's",
+              "median": "at least the median score of the evaluated human replies"}
+    passes_when = passes.get(rule, f">= {rule}") if isinstance(rule, str) else f">= {rule}"
+    other_judges = "".join(f" `pass@k_{j}` uses the `{j}` judge, {passes[criterion(j, config)]}."
+                           for j in evaluation.thresholds if j != judge)
+    human = evaluation.metrics.get(f"human_pass_rate.{rule}") if isinstance(rule, str) else None
+    if human is not None:
+        other_judges += f" Sanity: {human:.0%} of the human replies themselves pass this way."
     if "gold_score" in evaluation.per_prompt.columns:
         judge_note += (" `gold_score` is the sample's ground-truth engagement function (never trained on); "
                        "`predicted_engagement` is the learned proxy reward and `heuristic_reward` the heuristic one: "
@@ -167,14 +174,14 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
     return "\n\n".join([
         "# Evaluation",
         f"{evaluation.metrics['n_prompts']:.0f} test tweets, seeds {evaluation.seeds}; values are mean ± std over "
-        f"seeds of per-tweet averages. A sample passes Pass@k when its `{config.pass_at_k.judge}` judge score is >= "
-        f"{evaluation.threshold:.4f}.{other_judges} Diversity is measured within each tweet's samples (Self-BLEU as a 0-1 "
+        f"seeds of per-tweet averages. A sample passes Pass@k when its `{judge}` judge score is {passes_when}."
+        f"{other_judges} Diversity is measured within each tweet's samples (Self-BLEU as a 0-1 "
         f"fraction); ROUGE-L (stemmed) and BERTScore F1 compare the greedy reply with the human replies "
         f"(BERTScore model `{evaluation.bertscore_model}`, layer {evaluation.metrics['bertscore_layer']:.0f}, "
         f"no baseline rescaling).{judge_note}",
         "## Models\n\n" + metric_table(evaluation),
         f"## Success criteria (original recipe, measured on {PROPOSED})\n\n" + criteria_table(criteria),
-        "## Significance\n\n" + significance,
+        "## Verdicts\n\n" + verdicts,
         f"## Plots\n\n![Pass@k]({plots_dir}/passk.png)\n\n"
         f"![Diversity vs quality]({plots_dir}/diversity_vs_quality.png)",
         "## Examples\n\n" + examples(evaluation, generations, config.report_examples, config.report_seed),

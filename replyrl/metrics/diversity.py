@@ -37,18 +37,26 @@ def distance_to_others(embeddings: np.ndarray) -> np.ndarray:
     return pairwise_cosine_distances(embeddings).sum(axis=1) / (n - 1)
 
 
+EMPTY_REPLY = "emptyreply"  # stands in for a blank reply in Self-BLEU (one token under any tokenizer)
+
+
 def self_bleu(replies: Sequence[str]) -> float:
     """Mean sentence BLEU (sacrebleu, 0-100) of each reply against the other replies of its set.
 
-    100 means every reply repeats the others; lower is more diverse.
+    100 means every reply repeats the others; lower is more diverse. Case-insensitive ("Great" repeats
+    "great"). An empty or whitespace-only reply is the token `EMPTY_REPLY`: two empty replies repeat
+    each other (a model that says nothing is not diverse), an empty and a non-empty one share nothing.
 
-    >>> round(self_bleu(["the same words here", "the same words here"]))
+    >>> round(self_bleu(["The same words here", "the same words HERE"]))
     100
+    >>> round(self_bleu(["", " "])), round(self_bleu(["", "something else"]))
+    (100, 0)
     """
     if len(replies) < 2:
         raise ValueError(f"Self-BLEU needs at least two replies, got {len(replies)}")
+    replies = [reply if reply.strip() else EMPTY_REPLY for reply in replies]
     # effective_order: short replies lack 4-grams, which would otherwise zero every score.
-    bleu = BLEU(effective_order=True)
+    bleu = BLEU(lowercase=True, effective_order=True)
     scores = [bleu.sentence_score(r, [o for j, o in enumerate(replies) if j != i]).score for i, r in enumerate(replies)]
     return float(min(np.mean(scores), 100.0))
 

@@ -1,65 +1,108 @@
 """Statistics for comparing models over the same test prompts. Pure functions over per-prompt values.
 
-The tests themselves are scipy's; this module only fixes the conventions (two-sided, paired by
-prompt for Wilcoxon) and adds the effect size, bootstrap interval and multiple-comparison adjustment.
+Seeds are the unit of inference: a model comparison uses values ``[seed, group]`` of both models,
+paired by seed (the same data order) and by group (the same conversation), and a crossed
+random-effects model for the variance of the mean difference (`mean_variance`). The distributions
+are scipy's; this module fixes the conventions (two-sided, paired) and adds the paired effect size,
+the bootstrap interval of a mean, and the multiple-comparison adjustment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 
 def bootstrap_ci(
-    values: Sequence[float], confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+    values: Sequence[float], groups: Sequence[str] | None = None, confidence: float = 0.95, n_resamples: int = 1000,
+    seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean, resampling prompts (the unit that varies)."""
+    """Percentile bootstrap interval of the mean of ``values``, resampling whole ``groups`` (conversations;
+    default: each value its own group). Each resample is the mean over the values of the drawn groups,
+    so the interval is about the same statistic as the point estimate when groups differ in size."""
     values = np.asarray(values, dtype=np.float64)
-    if len(values) < 2:
+    labels = np.arange(len(values)) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_groups = labels.max() + 1 if len(values) else 0
+    if n_groups < 2:
         return float(values.mean()), float(values.mean())
-    result = stats.bootstrap(
-        (values,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    sums, counts = np.bincount(labels, weights=values), np.bincount(labels).astype(np.float64)
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(n_resamples, n_groups))
+    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
 
 
-def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
-    """Standardised mean difference ``(mean(a) - mean(b)) / pooled SD``; 0 for two identical constants.
+def mean_variance(diff: np.ndarray) -> tuple[float, float, str]:
+    """Variance of the grand mean of ``diff[seed, group]`` and its degrees of freedom, from a crossed
+    random-effects model ``diff = mu + seed + group + residual`` (balanced; method of moments, which is
+    REML here when no component is negative).
 
-    >>> cohens_d([1, 2, 3], [1, 2, 3])
-    0.0
+    Every seed is evaluated on the same groups, so a group's effect is shared by all seeds: the mean's
+    variance is ``var_seed / S + var_group / G + var_residual / (S G)``. Components estimated below zero
+    are set to zero; the degrees of freedom are Satterthwaite's. With one seed the seed term cannot be
+    estimated: the variance is the groups' only (a paired t over groups), labelled ``checkpoint``.
+    Returns ``(variance, df, level)`` with level ``seed`` or ``checkpoint``.
+    """
+    diff = np.asarray(diff, dtype=np.float64)
+    n_seeds, n_groups = diff.shape
+    if n_groups < 2:
+        raise ValueError(f"need >= 2 groups (conversations or tweets) per seed, got {n_groups}")
+    if n_seeds == 1:
+        return float(diff[0].var(ddof=1) / n_groups), float(n_groups - 1), "checkpoint"
+    grand = diff.mean()
+    seed_means, group_means = diff.mean(axis=1), diff.mean(axis=0)
+    ms_seed = n_groups * ((seed_means - grand) ** 2).sum() / (n_seeds - 1)
+    ms_group = n_seeds * ((group_means - grand) ** 2).sum() / (n_groups - 1)
+    residual = diff - seed_means[:, None] - group_means[None, :] + grand
+    df_residual = (n_seeds - 1) * (n_groups - 1)
+    ms_residual = (residual**2).sum() / df_residual
+    # var = (c_s MS_seed + c_g MS_group + c_r MS_residual) / (S G); a component is in when its MS exceeds
+    # the residual's (its estimate is positive).
+    c_seed, c_group = float(ms_seed > ms_residual), float(ms_group > ms_residual)
+    terms = [(c_seed * ms_seed, n_seeds - 1), (c_group * ms_group, n_groups - 1),
+             ((1.0 - c_seed - c_group) * ms_residual, df_residual)]
+    total = sum(value for value, _ in terms)
+    variance = total / (n_seeds * n_groups)
+    if total <= 0:
+        return 0.0, float(df_residual), "seed"
+    df = total**2 / sum(value**2 / df for value, df in terms if value != 0)
+    return float(variance), float(df), "seed"
+
+
+def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power: float = 0.8) -> dict[str, Any]:
+    """Model ``a`` minus model ``b`` on values ``[seed, group]`` paired by seed and group.
+
+    ``diff`` with its confidence interval and two-sided p from `mean_variance` (seeds and groups both
+    random); ``d_z`` = mean / SD of the per-group differences (averaged over seeds), the paired effect
+    size; ``wilcoxon_p``, Wilcoxon signed-rank over the same per-group differences (checkpoint-level:
+    it ignores seed variance, a reference only); ``mde``, the smallest true difference this design
+    detects with probability ``power`` at the test's two-sided level ``1 - confidence``.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    pooled_var = ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
-    diff = a.mean() - b.mean()
-    if pooled_var == 0:
-        return 0.0 if diff == 0 else float(np.sign(diff) * np.inf)
-    return float(diff / np.sqrt(pooled_var))
-
-
-def compare(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
-    """Two-sided Mann-Whitney U, Wilcoxon signed-rank (``a[i]`` pairs with ``b[i]``: same prompt) and Cohen's d."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"need two equally long samples of >= 2 prompts, got {a.shape} and {b.shape}")
-    mw = stats.mannwhitneyu(a, b, alternative="two-sided")
-    if np.array_equal(a, b):
-        # scipy drops zero differences and returns NaN when none is left; with every pair tied there
-        # is no evidence of a difference at all, so report W = 0, p = 1 (as for two identical samples).
-        wilcoxon_w, wilcoxon_p = 0.0, 1.0
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"need two [seed, group] arrays of one shape, got {a.shape} and {b.shape}")
+    diff = a - b
+    mean = float(diff.mean())
+    variance, df, level = mean_variance(diff)
+    alpha = 1.0 - confidence
+    critical = float(stats.t.ppf(1 - alpha / 2, df))
+    se = float(np.sqrt(variance))
+    if se == 0:
+        p = 1.0 if mean == 0 else 0.0
     else:
-        wx = stats.wilcoxon(a, b, alternative="two-sided")
-        wilcoxon_w, wilcoxon_p = float(wx.statistic), float(wx.pvalue)
+        p = float(2 * stats.t.sf(abs(mean) / se, df))
+    per_group = diff.mean(axis=0)
+    sd = per_group.std(ddof=1)
+    d_z = 0.0 if sd == 0 and mean == 0 else (float(np.sign(mean) * np.inf) if sd == 0 else float(per_group.mean() / sd))
+    wilcoxon_p = 1.0 if not per_group.any() else float(stats.wilcoxon(per_group).pvalue)
     return {
-        "mannwhitney_u": float(mw.statistic),
-        "mannwhitney_p": float(mw.pvalue),
-        "wilcoxon_w": wilcoxon_w,
-        "wilcoxon_p": wilcoxon_p,
-        "cohens_d": cohens_d(a, b),
-        "mean_diff": float(a.mean() - b.mean()),
+        "diff": mean, "ci_low": mean - critical * se, "ci_high": mean + critical * se, "p": p, "df": df,
+        "se": se, "level": level, "n_seeds": a.shape[0], "n_groups": a.shape[1], "d_z": d_z,
+        "wilcoxon_p": wilcoxon_p, "mde": (critical + float(stats.t.ppf(power, df))) * se,
     }
 
 

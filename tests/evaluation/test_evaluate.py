@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
-from replyrl.evaluation.evaluate import evaluate, load_generations, read_grpo_kl
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, SignificanceConfig
+from replyrl.evaluation.evaluate import evaluate, load_generations, read_grpo_kl, training_objectives
+from replyrl.metrics.stats import adjust_pvalues
 from replyrl.io import write_json, write_jsonl
 from tests.evaluation.conftest import make_rows
 
@@ -17,8 +18,9 @@ MODELS = ["baseline_full", "grpo_from_polychromic"]
 
 
 def config(**kwargs) -> EvaluateConfig:
-    """The learned judge unless a test says otherwise: the gold's own tests use the default (gold)."""
-    kwargs.setdefault("pass_at_k", PassAtKConfig(judge="learned"))
+    """The learned judge and the median criterion unless a test says otherwise (the defaults, gold and
+    per_tweet, have tests of their own)."""
+    kwargs.setdefault("pass_at_k", PassAtKConfig(judge="learned", threshold="median"))
     return EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], **kwargs)
 
 
@@ -72,18 +74,69 @@ def test_mean_and_std_over_seeds(scorers) -> None:
     assert m["grpo_from_polychromic.pass@1_std"] == 0.0 and m["n_seeds"] == 2
 
 
-def test_significance_vs_baseline_and_skips_missing_pairs(scorers) -> None:
-    result = evaluate(generations(), scorers, config())
-    table = result.significance
-    # the default pair grpo_from_polychromic vs grpo_from_baseline is skipped: no grpo_from_baseline
-    assert set(zip(table.model, table.other)) == {("grpo_from_polychromic", "baseline_full")}
-    assert set(table.metric) == {"pass@10", "predicted_engagement", "gold_score"}
-    key = "significance.grpo_from_polychromic_vs_baseline_full.pass@10"
-    assert result.metrics[f"{key}.cohens_d"] > 0
-    # per-tweet Pass@10: grpo 1 everywhere, baseline 1 on even tweets (c=2 of 10) and 0 on odd ones
-    expected = stats.wilcoxon(np.ones(8), np.tile([1.0, 0.0], 4)).pvalue
-    assert result.metrics[f"{key}.wilcoxon_p"] == pytest.approx(expected)
-    assert result.metrics[f"{key}.wilcoxon_p_adj"] == result.metrics[f"{key}.wilcoxon_p"]  # one test per family
+def verdict_generations(seeds=(1, 2, 3)) -> dict:
+    """polychromic_full passes on tweets 0 and 1 only; grpo_from_polychromic on every tweet but one that
+    changes with the seed (training variance); polychromic_phase1 is grpo's warm-start, equal to full."""
+    out = {}
+    for seed in seeds:
+        sft = make_rows(lambda i, j: f"{'good' if i < 2 and j < 3 else 'meh'} {i} {j}")
+        out["polychromic_full", seed] = sft
+        out["polychromic_phase1", seed] = sft
+        out["grpo_from_polychromic", seed] = make_rows(
+            lambda i, j, s=seed: f"{'meh' if i == 2 + s else 'good'} reply {i} {j} {s}")
+    return out
+
+
+def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers) -> None:
+    result = evaluate(verdict_generations(), scorers, config(), trained_on={"semantic_diversity": "polychromic SFT"})
+    table = result.verdicts
+    pairs = set(zip(table.model, table.other))
+    assert pairs == {("grpo_from_polychromic", "polychromic_phase1"), ("grpo_from_polychromic", "polychromic_full")}
+    assert set(table.metric) == {"pass@10", "gold_score", "semantic_diversity"} and len(table) == 6
+    row = table[(table.other == "polychromic_phase1") & (table.metric == "pass@10")].iloc[0]
+    # Per seed, grpo passes on 7 of 8 tweets, the warm-start on 2: a difference of 5/8 in every seed.
+    assert row["diff"] == pytest.approx(5 / 8) and row.level == "seed" and row.n_seeds == 3
+    assert row.ci_low > 0 and row.p_adj < 0.05 and row.verdict == "better"
+    assert table.p_adj.tolist() == pytest.approx(adjust_pvalues(table.p.to_numpy(), "holm").tolist())
+    key = "verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@10"
+    assert result.metrics[f"{key}.verdict"] == 1 and result.metrics[f"{key}.diff"] == pytest.approx(5 / 8)
+    # The gold stand-in scores "good ..." 1 for both (no "good good"): no gold difference where both pass.
+    assert (table[table.metric == "semantic_diversity"].trained_on == "polychromic SFT").all()
+
+
+def test_one_seed_gives_no_verdict(scorers) -> None:
+    result = evaluate(verdict_generations(seeds=(1,)), scorers, config())
+    assert (result.verdicts.verdict == "no verdict (one seed)").all()
+    assert (result.verdicts.level == "checkpoint").all()
+    assert result.metrics["verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@10.verdict"] is None
+
+
+def test_per_tweet_criterion_on_hand_made_scores(scorers) -> None:
+    # Heuristic stand-in = length / 100. Tweet i's human replies are "good human reply i" (18 chars) and
+    # "plain human reply i" (19): per tweet, a sample passes at >= 0.19. Samples have 10, 12, ..., 28
+    # characters, so samples 5-9 (20-28 characters) pass: 5 of 10.
+    gens = {("baseline_full", 1): make_rows(lambda i, j: "y" * (10 + 2 * j))}
+    result = evaluate(gens, scorers, config(pass_at_k=PassAtKConfig(judge="heuristic", threshold="per_tweet")))
+    np.testing.assert_allclose(result.thresholds["heuristic"], np.full(8, 0.19))
+    assert result.metrics["baseline_full.pass@1"] == pytest.approx(0.5)
+    # Sanity figures: only each tweet's best human reply passes per tweet; the median lets half through.
+    assert result.metrics["human_pass_rate.per_tweet"] == 0.5 and result.metrics["human_pass_rate.median"] == 0.5
+    # A tweet whose best human reply is long needs a long sample: give tweet 0 a 30-character reply.
+    gens[("baseline_full", 1)][0]["references"] = ["z" * 30]
+    result = evaluate(gens, scorers, config(pass_at_k=PassAtKConfig(judge="heuristic", threshold="per_tweet")))
+    assert result.thresholds["heuristic"][0] == pytest.approx(0.30)
+    assert result.per_prompt["pass@10"].tolist()[:2] == [0.0, 1.0]
+
+
+def test_trained_on_marks_follow_the_training_params() -> None:
+    marks = training_objectives("heuristic", 0.1, "group", "heuristic", config(pass_at_k=PassAtKConfig(judge="heuristic")))
+    assert marks["heuristic_reward"] == "GRPO reward, polychromic SFT"
+    assert marks["pass@10"] == marks["heuristic_reward"]  # a Pass@k judged by a training reward is marked too
+    assert marks["semantic_diversity"] == "polychromic SFT, GRPO diversity bonus"
+    assert "predicted_engagement" not in marks and "gold_score" not in marks
+    marks = training_objectives("learned", 0.0, "group", "none", config(pass_at_k=PassAtKConfig(judge="gold")))
+    assert marks["predicted_engagement"] == "GRPO reward" and marks["pass@10_learned"] == "GRPO reward"
+    assert "pass@10" not in marks and "heuristic_reward" not in marks
 
 
 def test_final_kl_is_read_per_grpo_run(tmp_path) -> None:
@@ -110,13 +163,13 @@ def test_load_generations_checks_files(tmp_path) -> None:
 
 def test_gold_and_learned_proxy_are_reported_side_by_side(scorers) -> None:
     # grpo's "good good reply" games the proxy: predicted engagement 1, gold 0 (see conftest).
-    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig()))  # the default judge: gold
+    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig(threshold="median")))  # judge: gold
     m = result.metrics
     assert m["pass_threshold"] == 0.5 and m["pass_threshold_learned"] == 0.5  # medians of the human replies
     assert m["grpo_from_polychromic.pass@10"] == 0.0 and m["grpo_from_polychromic.pass@10_learned"] == 1.0
     assert m["baseline_full.pass@10"] == m["baseline_full.pass@10_learned"] == pytest.approx(0.5)
     assert m["grpo_from_polychromic.gold_score"] == 0.0 and m["grpo_from_polychromic.predicted_engagement"] == 1.0
-    assert result.thresholds == {"gold": 0.5, "learned": 0.5}
+    assert {judge: t.tolist() for judge, t in result.thresholds.items()} == {"gold": [0.5] * 8, "learned": [0.5] * 8}
     # Under the learned judge the gold is still reported beside it.
     m = evaluate(generations(), scorers, config()).metrics
     assert m["grpo_from_polychromic.pass@10"] == 1.0 and m["grpo_from_polychromic.pass@10_gold"] == 0.0
@@ -139,7 +192,8 @@ def test_conversations_are_the_unit_of_intervals_and_tests(scorers) -> None:
                                         tweets_per_group=2),
         ("grpo_from_polychromic", 1): make_rows(lambda i, j: f"good {i} {j}", tweets_per_group=2),
     }
-    result = evaluate(gens, scorers, config())
+    result = evaluate(gens, scorers, config(significance=SignificanceConfig(
+        pairs=[["grpo_from_polychromic", "baseline_full"]])))
     assert result.metrics["n_prompts"] == 8 and result.metrics["n_groups"] == 4
-    key = "significance.grpo_from_polychromic_vs_baseline_full.pass@10"
-    assert result.metrics[f"{key}.wilcoxon_p"] == pytest.approx(stats.wilcoxon(np.ones(4), np.full(4, 0.5)).pvalue)
+    row = result.verdicts[result.verdicts.metric == "pass@10"].iloc[0]
+    assert row.n_groups == 4 and row.wilcoxon_p == pytest.approx(stats.wilcoxon(np.full(4, 0.5)).pvalue)

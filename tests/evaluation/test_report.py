@@ -10,31 +10,38 @@ from replyrl.evaluation.report import check_criteria, plot_diversity_quality, pl
 from tests.evaluation.conftest import make_rows
 
 
+def run(scorers, seeds=(7,)):
+    # The learned judge: under the gold (see conftest) "good good good" would be a gamed reply and fail.
+    # Per tweet, a sample passes when it is as good as the best human reply ("good human reply i": 1).
+    config = EvaluateConfig(sft_models=["polychromic_full"], grpo_inits=["polychromic"], report_examples=2,
+                            pass_at_k=PassAtKConfig(judge="learned"))
+    gens = {}
+    for seed in seeds:
+        # full SFT: one passing sample on tweets 0 and 1 -> Pass@10 = 0.25
+        gens["polychromic_full", seed] = make_rows(lambda i, j: f"{'good' if j == 0 and i < 2 else 'meh'} take {i}-{j}")
+        # the proposed model: always passes, but repeats itself and shares no words with the humans
+        gens["grpo_from_polychromic", seed] = make_rows(lambda i, j: "good good good")
+    kl = {f"grpo_from_polychromic/seed_{seed}": 12.0 for seed in seeds}
+    return evaluate(gens, scorers, config, kl, trained_on={"semantic_diversity": "polychromic SFT"}), gens, config
+
+
 @pytest.fixture
 def setup(scorers):
-    # The learned judge: under the gold (see conftest) "good good good" would be a gamed reply and fail.
-    config = EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], report_examples=2,
-                            pass_at_k=PassAtKConfig(judge="learned"))
-    gens = {
-        # baseline: one passing sample on even tweets -> Pass@10 = 0.5
-        ("baseline_full", 7): make_rows(lambda i, j: f"{'good' if j == 0 and i % 2 == 0 else 'meh'} take {i}-{j}"),
-        # the proposed model: always passes, but repeats itself and shares no words with the humans
-        ("grpo_from_polychromic", 7): make_rows(lambda i, j: "good good good"),
-    }
-    kl = {"grpo_from_polychromic/seed_7": 12.0}
-    return evaluate(gens, scorers, config, kl), gens, config
+    return run(scorers)
 
 
-def test_criteria_marked_met_and_not_met_from_measured_values(setup) -> None:
+def test_criteria_marked_met_and_not_met_from_measured_values(setup, scorers) -> None:
     result, _, _ = setup
-    passk, rouge, self_bleu, p_value, kl, engagement = check_criteria(result)
-    assert passk.met is True and passk.value == 1.0 and passk.target == "> 0.500 (best other)"
+    passk, rouge, self_bleu, kl, engagement = check_criteria(result)
+    # One seed: the verdict table gives no verdict, so the Pass@k criterion cannot be judged.
+    assert passk.met is None and passk.value is None
     assert rouge.met is False and rouge.value < 0.30
     assert self_bleu.met is False and self_bleu.value == pytest.approx(1.0)
-    # 4 of 8 tweets differ, all one way: the exact Wilcoxon p is 2/16 = 0.125, not below 0.05
-    assert p_value.met is False and p_value.value == pytest.approx(0.125)
     assert kl.met is False and kl.value == 12.0
     assert engagement.met is True and engagement.value == 1.0
+    # Three seeds: better than full SFT in the verdict table (its only comparison here), so met.
+    passk = check_criteria(run(scorers, seeds=(7, 8, 9))[0])[0]
+    assert passk.met is True and passk.value == 1 and passk.target == "better in all 1"
 
 
 def test_criteria_are_na_without_the_proposed_model(setup) -> None:
@@ -45,16 +52,25 @@ def test_criteria_are_na_without_the_proposed_model(setup) -> None:
     assert all(c.met is None and c.value is None for c in check_criteria(result))
 
 
-def test_report_has_table_criteria_and_examples(setup, tmp_path) -> None:
+def test_report_has_tables_verdicts_criteria_and_examples(setup, scorers, tmp_path) -> None:
     result, gens, config = setup
     text = render_report(result, gens, config)
-    assert "| metric | baseline_full | grpo_from_polychromic | winner |" in text
-    assert "| self_bleu |" in text and text.count("**not met**") == 4  # Self-BLEU, ROUGE-L, p-value, KL
-    # The gold is reported beside the Pass@k judge, with its own threshold, and explained.
-    assert "| pass@10_gold |" in text and "`pass@k_gold` uses the `gold` judge at >= 0.5000" in text
+    assert "| metric | polychromic_full | grpo_from_polychromic | trained on |" in text and "winner" not in text
+    assert "| self_bleu (lower is better) |" in text and text.count("**not met**") == 3  # Self-BLEU, ROUGE-L, KL
+    assert "| semantic_diversity |" in text and "| polychromic SFT |" in text
+    # The per-tweet criterion, its sanity figure, and the gold beside the Pass@k judge.
+    assert "at least as high as that tweet's best human reply's" in text
+    assert "Sanity: 50% of the human replies themselves pass this way." in text
+    assert "| pass@10_gold |" in text and "`pass@k_gold` uses the `gold` judge" in text
     assert "`gold_score` is the sample's ground-truth engagement function (never trained on)" in text
+    # One seed: no verdict, said plainly.
+    assert "Checkpoint-level: training variance not measured" in text
+    assert "| grpo_from_polychromic vs polychromic_full | pass@10 |" in text and "no verdict (one seed)" in text
     assert "### Tweet 2" in text and "### Tweet 3" not in text  # report_examples = 2
-    assert "holm-adjusted" in text and "](../plots/passk.png)" in text
+    assert "](../plots/passk.png)" in text
+    many = render_report(run(scorers, seeds=(7, 8, 9))[0], gens, config)
+    assert "Checkpoint-level" not in many and "holm-adjusted over the whole table (3 tests)" in many
+    assert "| semantic_diversity (trained on: polychromic SFT) |" in many
     plot_passk(result.passk, tmp_path / "passk.png")
     plot_diversity_quality(result, tmp_path / "dq.png")
     for name in ("passk.png", "dq.png"):

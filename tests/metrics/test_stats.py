@@ -1,4 +1,4 @@
-"""The statistics wrappers give exactly scipy's numbers, plus a hand-checked effect size and Holm."""
+"""Seed-level paired effects (coverage and error rates on simulated data, hand-checked pieces), Holm, bootstrap."""
 
 from __future__ import annotations
 
@@ -6,39 +6,69 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, cohens_d, compare
+from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, mean_variance, paired_effect
 
 
-def test_compare_equals_scipy() -> None:
+def _simulate(rng, mu, n_seeds=3, n_groups=24, seed_sd=0.1, group_sd=0.1, noise_sd=0.2):
+    """diff[seed, group] = mu + seed effect + group effect (shared by all seeds) + noise."""
+    return (mu + seed_sd * rng.standard_normal((n_seeds, 1)) + group_sd * rng.standard_normal((1, n_groups))
+            + noise_sd * rng.standard_normal((n_seeds, n_groups)))
+
+
+@pytest.mark.parametrize("sds", [(0.1, 0.1, 0.2), (0.2, 0.0, 0.1), (0.0, 0.2, 0.1)])
+def test_paired_effect_covers_a_known_effect_and_rejects_a_null_at_about_the_nominal_rate(sds) -> None:
+    # 3 seeds x 24 conversations, like the default run; seed-, conversation- or noise-dominated.
     rng = np.random.default_rng(0)
-    a, b = rng.normal(0.5, 0.2, 40), rng.normal(0.4, 0.2, 40)
-    result = compare(a, b)
-    mw = stats.mannwhitneyu(a, b, alternative="two-sided")
-    wx = stats.wilcoxon(a, b, alternative="two-sided")
-    assert result["mannwhitney_u"] == mw.statistic and result["mannwhitney_p"] == mw.pvalue
-    assert result["wilcoxon_w"] == wx.statistic and result["wilcoxon_p"] == wx.pvalue
-    assert result["mean_diff"] == pytest.approx(a.mean() - b.mean())
+    seed_sd, group_sd, noise_sd = sds
+    runs = 800
+    covered = rejected = 0
+    for _ in range(runs):
+        diff = _simulate(rng, 0.05, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
+        effect = paired_effect(diff, np.zeros_like(diff), confidence=0.95)
+        covered += effect["ci_low"] <= 0.05 <= effect["ci_high"]
+        null = _simulate(rng, 0.0, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
+        rejected += paired_effect(null, np.zeros_like(null))["p"] < 0.05
+    # Binomial SE at 800 runs is ~0.008: nominal 0.95 / 0.05 give these bands with room to spare.
+    assert 0.92 <= covered / runs <= 0.985
+    assert 0.015 <= rejected / runs <= 0.08
 
 
-def test_compare_identical_samples_is_not_significant() -> None:
-    a = np.array([0.0, 0.5, 1.0, 1.0])
-    result = compare(a, a)
-    assert result["wilcoxon_p"] == 1.0 and result["mannwhitney_p"] == 1.0 and result["cohens_d"] == 0.0
+def test_ignoring_the_seed_effect_would_reject_a_null_far_too_often() -> None:
+    # What the old per-checkpoint test did: pool the tweets, ignore retraining. With a real seed effect
+    # (one retrained model differs from the next) its false positives pile up; ours stay near alpha.
+    rng = np.random.default_rng(1)
+    ours = naive = 0
+    for _ in range(400):
+        null = _simulate(rng, 0.0, seed_sd=0.2, group_sd=0.05, noise_sd=0.1)
+        ours += paired_effect(null, np.zeros_like(null))["p"] < 0.05
+        naive += stats.ttest_1samp(null.ravel(), 0.0).pvalue < 0.05
+    assert ours / 400 < 0.1 < 0.4 < naive / 400
 
 
-def test_compare_all_pairs_tied_is_p_one_not_nan() -> None:
-    # 24 prompts take scipy's normal approximation, which returns NaN once every zero difference is dropped
-    # (e.g. Pass@10 saturated at 1 or 0 for two models on the same prompts).
-    a = np.r_[np.ones(22), np.zeros(2)]
-    result = compare(a, a.copy())
-    assert result["wilcoxon_p"] == 1.0 and result["wilcoxon_w"] == 0.0
-    assert np.isfinite(adjust_pvalues([result["wilcoxon_p"], 0.01])).all()
+def test_d_z_and_wilcoxon_on_the_per_group_differences_by_hand() -> None:
+    a = np.array([[1.0, 2.0, 4.0, 3.0], [1.0, 4.0, 2.0, 5.0]])
+    b = np.zeros_like(a)
+    effect = paired_effect(a, b)
+    per_group = np.array([1.0, 3.0, 3.0, 4.0])  # seed-averaged differences
+    assert effect["diff"] == pytest.approx(per_group.mean())
+    assert effect["d_z"] == pytest.approx(per_group.mean() / per_group.std(ddof=1))  # 2.75 / 1.258
+    assert effect["wilcoxon_p"] == pytest.approx(stats.wilcoxon(per_group).pvalue)
+    assert effect["level"] == "seed" and effect["n_seeds"] == 2 and effect["n_groups"] == 4
+    assert paired_effect(a, a)["p"] == 1.0 and paired_effect(a, a)["d_z"] == 0.0
 
 
-def test_cohens_d_by_hand() -> None:
-    # means 2 and 5, both sample SDs 1, so the pooled SD is 1 and d = -3
-    assert cohens_d([1, 2, 3], [4, 5, 6]) == pytest.approx(-3.0)
-    assert cohens_d([1, 1], [2, 2]) == -np.inf  # no spread but different means
+def test_mean_variance_by_hand_and_one_seed_is_checkpoint_level() -> None:
+    diff = np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 7.0]])
+    # seed means 2, 4; group means 1.5, 2.5, 5; grand 3. MS_seed = 3*2/1 = 6, MS_group = 2*6.5/2 = 6.5,
+    # residuals +-0.5, +-0.5, -+1 -> MS_residual = 3/2 = 1.5. Both components positive:
+    # var = (6 + 6.5 - 1.5) / 6 = 11/6, Satterthwaite df = 11^2 / (6^2/1 + 6.5^2/2 + 1.5^2/2).
+    variance, df, level = mean_variance(diff)
+    assert variance == pytest.approx(11 / 6) and level == "seed"
+    assert df == pytest.approx(121 / (36 + 6.5**2 / 2 + 1.5**2 / 2))
+    variance, df, level = mean_variance(diff[:1])
+    assert level == "checkpoint" and variance == pytest.approx(np.var([1, 2, 3], ddof=1) / 3) and df == 2
+    effect = paired_effect(diff[:1], np.zeros((1, 3)))
+    assert effect["level"] == "checkpoint" and effect["mde"] > 0
 
 
 def test_holm_and_bonferroni() -> None:
@@ -50,7 +80,18 @@ def test_holm_and_bonferroni() -> None:
 
 def test_bootstrap_ci_brackets_the_mean() -> None:
     values = np.random.default_rng(1).uniform(size=50)
-    low, high = bootstrap_ci(values, 0.95, 500, seed=0)
+    low, high = bootstrap_ci(values, confidence=0.95, n_resamples=500, seed=0)
     assert low < values.mean() < high
-    assert bootstrap_ci(values, 0.95, 500, seed=0) == (low, high)  # seeded: reproducible
+    assert bootstrap_ci(values, confidence=0.95, n_resamples=500, seed=0) == (low, high)  # seeded: reproducible
     assert bootstrap_ci(np.full(5, 0.3)) == pytest.approx((0.3, 0.3))
+
+
+def test_bootstrap_ci_resamples_whole_groups_around_the_per_value_mean() -> None:
+    # One big group of 1s and nine singletons of 0s: the per-value mean is 10/19, the per-group mean 0.1.
+    values = np.r_[np.ones(10), np.zeros(9)]
+    groups = ["big"] * 10 + [f"g{i}" for i in range(9)]
+    low, high = bootstrap_ci(values, groups, confidence=0.9, n_resamples=2000)
+    assert low < 10 / 19 < high
+    # Values of one group move together: wider than treating the 19 values as independent.
+    flat_low, flat_high = bootstrap_ci(values, confidence=0.9, n_resamples=2000)
+    assert high - low > flat_high - flat_low
