@@ -285,7 +285,8 @@ def pass_thresholds(rows: Sequence[dict], judge: str, scorers: Scorers, config: 
     score of the tweet's best human reply ("at least as engaging as the human reply to this tweet",
     which takes the tweet itself out of the comparison); ``median``, the median score of every
     evaluated human reply; or a fixed number. The LLM judge scores against the human reply already,
-    so its threshold is a tie (0.5) unless a number is set."""
+    so its threshold is a tie (0.5) unless a number is set; note it compares with the FIRST human reply,
+    not the best one."""
     rule = criterion(judge, config)
     if not isinstance(rule, str):
         return np.full(len(rows), float(rule))
@@ -297,15 +298,19 @@ def pass_thresholds(rows: Sequence[dict], judge: str, scorers: Scorers, config: 
     return np.array([scores.max() for scores in human])
 
 
-def human_pass_rates(rows: Sequence[dict], judge: str, scorers: Scorers) -> dict[str, float]:
+def human_pass_rates(rows: Sequence[dict], judge: str, scorers: Scorers, threshold: float | str) -> dict[str, float]:
     """Sanity figures: the share of the human replies that pass under each criterion (``per_tweet``: only
-    a tweet's best reply, and its ties, pass by construction; ``median``: about half)."""
+    a tweet's best reply, and its ties, pass by construction, so 1.0 where every tweet has one reply;
+    ``median``: about half; ``fixed``, with a numeric ``threshold``: those scoring at least it)."""
     human = judge_scores_per_row(rows, [row["references"] for row in rows], judge, scorers)
     median = float(np.median(np.concatenate(human)))
-    return {
+    rates = {
         "per_tweet": float(np.mean(np.concatenate([scores >= scores.max() for scores in human]))),
         "median": float(np.mean(np.concatenate(human) >= median)),
     }
+    if not isinstance(threshold, str):
+        rates["fixed"] = float(np.mean(np.concatenate(human) >= threshold))
+    return rates
 
 
 def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[str, float | None], pd.DataFrame]:
@@ -367,18 +372,28 @@ def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[st
 
 
 def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None) -> pd.DataFrame:
-    """The verdict table: one row per (comparison, metric) with the paired difference, its CI, p-value
-    (seeds and conversations both random: `stats.paired_effect`), the p-value adjusted over the whole
-    table, d_z, the minimum detectable difference and the verdict: ``better``, ``worse`` or ``no
-    difference detected``; with one seed ``no verdict (one seed)``, since training variance is then not
-    measured. ``trained_on`` marks metrics that were a training objective (not evidence)."""
+    """The verdict table: one row per (comparison, metric) with the paired difference (every conversation
+    weighs the same), its CI and p-value (seeds and conversations both random: `stats.paired_effect`),
+    the p-value adjusted over the whole table, d_z, the minimum detectable difference and the verdict:
+    ``better``, ``worse`` or ``no difference detected``; with one seed ``no verdict (one seed)``, since
+    training variance is then not measured. CIs and detectable differences are Bonferroni-simultaneous
+    over the table's m tests (level alpha / m). ``trained_on`` marks metrics that were a training
+    objective (not evidence)."""
     sig = config.significance
+    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config)
+    metrics = verdict_metrics(per_prompt, config)
+    if per_prompt["group_id"].nunique() < 2:
+        logger.warning("verdicts: need at least 2 test conversations, got %d", per_prompt["group_id"].nunique())
+        pairs = []
+    # Simultaneous (Bonferroni) intervals and detectable differences over the m tests of the table, so a
+    # CI that excludes 0 always comes with a Holm-adjusted p below alpha.
+    level = sig.alpha / max(len(pairs) * len(metrics), 1)
     by_seed = per_prompt.groupby(["model", "seed", "group_id"], sort=True).mean(numeric_only=True)
     rows = []
-    for model, other, question in verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config):
-        for metric in verdict_metrics(per_prompt, config):
+    for model, other, question in pairs:
+        for metric in metrics:
             a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
-            effect = paired_effect(a.to_numpy(), b.loc[a.index, a.columns].to_numpy(), 1 - sig.alpha, sig.power)
+            effect = paired_effect(a.to_numpy(), b.loc[a.index, a.columns].to_numpy(), 1 - level, sig.power)
             rows.append({"model": model, "other": other, "question": question, "metric": metric, **effect,
                          "trained_on": (trained_on or {}).get(metric, "")})
     table = pd.DataFrame(rows)
@@ -389,6 +404,8 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     def verdict(row: pd.Series) -> str:
         if row.level == "checkpoint":
             return "no verdict (one seed)"
+        if not np.isfinite(row.p_adj):
+            return "no verdict (not computable)"
         if row.p_adj >= sig.alpha:
             return "no difference detected"
         return "better" if (row["diff"] > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
@@ -464,7 +481,7 @@ def evaluate(
     # Mean over the evaluated tweets (with `per_tweet` every tweet has its own threshold).
     metrics.update({f"pass_threshold_{j}": float(t.mean()) for j, t in thresholds.items() if j != judge})
     if judge != "llm":
-        rates = human_pass_rates(generations[models[0], seeds[0]], judge, scorers)
+        rates = human_pass_rates(generations[models[0], seeds[0]], judge, scorers, config.pass_at_k.threshold)
         metrics.update({f"human_pass_rate.{rule}": rate for rule, rate in rates.items()})
     metrics.update({"pass_threshold": float(thresholds[judge].mean()), "n_prompts": len(generations[models[0], seeds[0]]),
                     "n_groups": int(per_prompt["group_id"].nunique()), "n_seeds": len(seeds),

@@ -106,7 +106,7 @@ def criteria_table(criteria: Sequence[Criterion]) -> str:
 
 
 def verdict_table(table: pd.DataFrame, confidence: float) -> str:
-    lines = [f"| comparison | metric | difference [{confidence:.0%} CI] | p (adjusted) | d_z | detectable | verdict |",
+    lines = [f"| comparison | metric | difference [{confidence:.2%} CI] | p (adjusted) | d_z | detectable | verdict |",
              "|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         mark = f" (trained on: {r.trained_on})" if r.trained_on else ""
@@ -146,12 +146,15 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
             ("**Checkpoint-level: training variance not measured** (one seed), so there is no verdict; the "
              "intervals below cover the choice of test conversations only. Run with several `seeds`.\n\n"
              if one_seed else "")
-            + "Each comparison is a paired difference (model minus other) on values per seed and conversation: "
-            "seeds and conversations are both random effects (crossed), so the CI covers retraining and new test "
-            f"conversations. p-values are {sig.correction}-adjusted over the whole table ({len(table)} tests) and held "
-            f"against alpha = {sig.alpha}. d_z = mean / SD of the per-conversation differences; `detectable` is the "
-            f"smallest true difference this design finds with {sig.power:.0%} power. A metric some model was trained "
-            "on is marked: it is not evidence.\n\n" + verdict_table(table, 1 - sig.alpha)
+            + "Each comparison is a paired difference (model minus other) on values per seed and conversation "
+            "(every conversation weighs the same): seeds and conversations are both random effects (crossed), so the "
+            f"CI covers retraining and new test conversations. p-values are {sig.correction}-adjusted over the whole "
+            f"table ({len(table)} tests) and held against alpha = {sig.alpha}; the CIs are simultaneous over the "
+            f"table (Bonferroni, {1 - sig.alpha / len(table):.2%} each). d_z = mean / SD of the per-conversation "
+            f"differences (averaged over seeds); `detectable` is the smallest true difference this design finds with "
+            f"about {sig.power:.0%} power at the same level (approximate, optimistic with few seeds). A metric some "
+            "model was trained on is marked: it is not evidence.\n\n"
+            + verdict_table(table, 1 - sig.alpha / len(table))
         )
     judge_note = (
         " `llm_win_rate`: how often the LLM judge prefers the greedy reply to the first human reply (tie = 0.5)."
@@ -164,7 +167,7 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
     passes_when = passes.get(rule, f">= {rule}") if isinstance(rule, str) else f">= {rule}"
     other_judges = "".join(f" `pass@k_{j}` uses the `{j}` judge, {passes[criterion(j, config)]}."
                            for j in evaluation.thresholds if j != judge)
-    human = evaluation.metrics.get(f"human_pass_rate.{rule}") if isinstance(rule, str) else None
+    human = evaluation.metrics.get(f"human_pass_rate.{rule if isinstance(rule, str) else 'fixed'}")
     if human is not None:
         other_judges += f" Sanity: {human:.0%} of the human replies themselves pass this way."
     if "gold_score" in evaluation.per_prompt.columns:
@@ -194,7 +197,8 @@ def plot_passk(passk: pd.DataFrame, path: str | Path) -> None:
     for model, group in passk.groupby("model", sort=False):
         ax.plot(group["k"], group["pass@k"], marker="o", label=model)
         ax.fill_between(group["k"], group["ci_low"], group["ci_high"], alpha=0.15)
-    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over conversations)", ylim=(0, 1.02))
+    ax.set(xlabel="k", ylabel="Pass@k", title="Pass@k (bootstrap CI over test conversations, seed-averaged)",
+           ylim=(0, 1.02))
     ax.legend(fontsize=8)
     save_figure(fig, path, dpi=120)
 

@@ -9,9 +9,14 @@ import pytest
 from scipy import stats
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, SignificanceConfig
-from replyrl.evaluation.evaluate import evaluate, load_generations, read_grpo_kl, training_objectives
-from replyrl.metrics.stats import adjust_pvalues
+from replyrl.evaluation.evaluate import (
+    evaluate,
+    load_generations,
+    read_grpo_kl,
+    training_objectives,
+)
 from replyrl.io import write_json, write_jsonl
+from replyrl.metrics.stats import adjust_pvalues
 from tests.evaluation.conftest import make_rows
 
 MODELS = ["baseline_full", "grpo_from_polychromic"]

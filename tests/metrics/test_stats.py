@@ -15,18 +15,19 @@ def _simulate(rng, mu, n_seeds=3, n_groups=24, seed_sd=0.1, group_sd=0.1, noise_
             + noise_sd * rng.standard_normal((n_seeds, n_groups)))
 
 
-@pytest.mark.parametrize("sds", [(0.1, 0.1, 0.2), (0.2, 0.0, 0.1), (0.0, 0.2, 0.1)])
-def test_paired_effect_covers_a_known_effect_and_rejects_a_null_at_about_the_nominal_rate(sds) -> None:
-    # 3 seeds x 24 conversations, like the default run; seed-, conversation- or noise-dominated.
+@pytest.mark.parametrize("n_seeds", [2, 3, 5])
+@pytest.mark.parametrize("sds", [(0.1, 0.1, 0.2), (0.2, 0.0, 0.1), (0.0, 0.2, 0.1), (0.1, 0.02, 0.1)])
+def test_paired_effect_covers_a_known_effect_and_rejects_a_null_at_about_the_nominal_rate(sds, n_seeds) -> None:
+    # 24 conversations like the default run; seed-, conversation- or noise-dominated; 2, 3 and 5 seeds.
     rng = np.random.default_rng(0)
     seed_sd, group_sd, noise_sd = sds
     runs = 800
     covered = rejected = 0
     for _ in range(runs):
-        diff = _simulate(rng, 0.05, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
+        diff = _simulate(rng, 0.05, n_seeds, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
         effect = paired_effect(diff, np.zeros_like(diff), confidence=0.95)
         covered += effect["ci_low"] <= 0.05 <= effect["ci_high"]
-        null = _simulate(rng, 0.0, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
+        null = _simulate(rng, 0.0, n_seeds, seed_sd=seed_sd, group_sd=group_sd, noise_sd=noise_sd)
         rejected += paired_effect(null, np.zeros_like(null))["p"] < 0.05
     # Binomial SE at 800 runs is ~0.008: nominal 0.95 / 0.05 give these bands with room to spare.
     assert 0.92 <= covered / runs <= 0.985
