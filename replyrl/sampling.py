@@ -15,6 +15,9 @@ class SamplingConfig:
     do_sample: bool = True
     temperature: float = 1.0
     top_p: float = 1.0
+    # 0 = no top-k cut, as GRPO samples (TRL's top_k=0); left unset, transformers would apply the
+    # model's generation_config default (50), silently narrowing every sampled distribution.
+    top_k: int = 0
     max_new_tokens: int = 48
 
 
@@ -41,7 +44,7 @@ def generate_replies(
     kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.num_samples,
                   pad_token_id=tokenizer.pad_token_id)
     if sampling.do_sample:
-        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
     else:
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     out: list[list[str]] = []

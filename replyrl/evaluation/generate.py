@@ -73,6 +73,7 @@ def generate_for_model(
     greedy = generate_replies(model, tokenizer, prompts, greedy_config, config.batch_size, progress)
     params = {
         "seed": seed, "n_samples": config.n_samples, "temperature": config.temperature, "top_p": config.top_p,
+        "top_k": sampling.top_k,
         "max_new_tokens": config.max_new_tokens, "dtype": str(model.dtype).removeprefix("torch."),
     }
     return [

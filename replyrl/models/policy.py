@@ -63,13 +63,16 @@ def load_policy(
 
     ``model_dir`` is a base folder (plain checkpoint) or an adapter folder with a lineage. With
     ``merge=True`` every adapter, this folder's too, is merged into plain weights; with
-    ``merge=False`` this folder's adapter stays a trainable/disable-able `PeftModel`.
+    ``merge=False`` this folder's adapter stays a trainable/disable-able `PeftModel`. Adapters are
+    merged in float32 and only the merged weights are cast to ``dtype``: merging into bf16 weights
+    would round every LoRA update into bf16 once per merge.
     """
     if not is_adapter_dir(model_dir):
         return load_base(model_dir, dtype=dtype)
     lineage = read_lineage(model_dir)
-    model, tokenizer = load_base(lineage["base"], dtype=dtype)
+    model, tokenizer = load_base(lineage["base"], dtype=torch.float32)
     for adapter in lineage["merged"]:
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     model = PeftModel.from_pretrained(model, str(model_dir))
-    return (model.merge_and_unload(), tokenizer) if merge else (model, tokenizer)
+    model = model.merge_and_unload() if merge else model
+    return model.to(dtype), tokenizer

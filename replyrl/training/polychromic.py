@@ -183,6 +183,7 @@ class PolychromicSFTTrainer(SFTTrainer):
                 do_sample=True,
                 temperature=args.temperature,
                 top_p=args.top_p,
+                top_k=0,  # no top-k cut, as GRPO and the generate stage (transformers' default would be 50)
                 max_new_tokens=args.max_completion_length,
                 num_return_sequences=args.num_generations,
                 pad_token_id=self._tokenizer.pad_token_id,

@@ -13,6 +13,7 @@ from replyrl.evaluation.generate import generate_for_model, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
 from replyrl.models.policy import load_policy
 from replyrl.prompts import build_prompt
+from replyrl.sampling import SamplingConfig, generate_replies
 from tests.conftest import REPO_ROOT
 
 ROWS = [
@@ -41,10 +42,25 @@ def test_generate_for_model_rows_and_reproducibility(tiny_base_dir) -> None:
     assert len(rows) == 3
     assert rows[0]["prompt"] == build_prompt(tokenizer, "first tweet", PromptConfig())
     assert all(len(r["samples"]) == 2 and isinstance(r["greedy"], str) for r in rows)
-    assert rows[0]["generation"] == {"seed": 5, "n_samples": 2, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 4,
-                                     "dtype": "float32"}
+    assert rows[0]["generation"] == {"seed": 5, "n_samples": 2, "temperature": 0.8, "top_p": 0.95, "top_k": 0,
+                                     "max_new_tokens": 4, "dtype": "float32"}
     again = generate_for_model(model, tokenizer, tweets, PromptConfig(), config, seed=5, progress=False)
     assert [r["samples"] for r in again] == [r["samples"] for r in rows]
+
+
+def test_sampling_sets_top_k_instead_of_inheriting_the_models_default(tiny_base_dir, monkeypatch) -> None:
+    model, tokenizer = load_policy(tiny_base_dir)
+    model.generation_config.top_k = 50  # what transformers would otherwise apply
+    seen = {}
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    generate_replies(model, tokenizer, ["a tweet"], SamplingConfig(num_samples=2, max_new_tokens=2))
+    assert seen["top_k"] == 0 and seen["do_sample"] is True
 
 
 def test_stage_script_writes_the_generation_file(tiny_base_dir, tmp_path, monkeypatch) -> None:
