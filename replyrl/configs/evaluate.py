@@ -52,7 +52,9 @@ class SignificanceConfig:
     correction: str = help_field(
         "holm", "Multiple-comparison adjustment over the whole verdict table: `holm` or `bonferroni`."
     )
-    alpha: float = help_field(0.05, "Family-wise error rate of the verdicts; the CIs are at 1 - alpha.")
+    alpha: float = help_field(
+        0.05, "Family-wise error rate of the verdicts; the CIs are simultaneous over the table (1 - alpha / m each)."
+    )
     power: float = help_field(0.8, "Power at which the minimum detectable difference (`mde`) is reported.")
 
     def __post_init__(self) -> None:
