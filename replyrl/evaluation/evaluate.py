@@ -48,8 +48,6 @@ METRICS = (
     "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement", "gold_score",
 )
 LOWER_IS_BETTER = {"self_bleu"}
-# Per-tweet values compared between models by the significance tests (besides the largest-k Pass@k).
-TESTED = ("predicted_engagement", "gold_score")
 ID_COLUMNS = ("model", "seed", "tweet_id", "group_id")  # of `per_prompt`; every other column is a metric
 # The mean per-sample score column of each judge.
 SCORE_COLUMNS = {"gold": "gold_score", "learned": "predicted_engagement", "heuristic": "heuristic_reward"}
@@ -206,8 +204,8 @@ def judge_scores_per_row(
     tweets = [row["tweet"] for row, group in zip(rows, texts) for _ in group]
     replies = [text for group in texts for text in group]
     if judge == "gold":
-        contexts = [context_of(row, f"tweet {row['tweet_id']}") for row, group in zip(rows, texts) for _ in group]
-        flat = scorers.gold(tweets, replies, contexts)
+        row_contexts = [context_of(row, f"tweet {row['tweet_id']}") for row in rows]
+        flat = scorers.gold(tweets, replies, [c for c, group in zip(row_contexts, texts) for _ in group])
     else:
         flat = (scorers.engagement if judge == "learned" else scorers.heuristic)(tweets, replies)
     return np.split(np.asarray(flat, dtype=np.float64), np.cumsum([len(group) for group in texts])[:-1])
@@ -215,8 +213,9 @@ def judge_scores_per_row(
 
 def per_prompt_metrics(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """One row per (model, seed, tweet) with every metric; and the pass threshold of each reported judge.
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, float]]:
+    """One row per (model, seed, tweet) with every metric; the pass thresholds of each reported judge
+    (one per tweet); and the Pass@k judge's `human_pass_rates`.
 
     Pass@k columns: ``pass@k`` under ``evaluate.pass_at_k.judge``, ``pass@k_<judge>`` under each other
     reported judge (`reported_judges`).
@@ -236,8 +235,11 @@ def per_prompt_metrics(
                                "log: no API key for evaluate.judge.provider, evaluate.judge.max_calls or an API error); rerun to "
                                "continue from the cache")
         scores["llm"] = llm_samples
+    # Every file covers the same tweets: their human replies are scored once, per judge.
     rows0 = next(iter(generations.values()))
-    thresholds = {judge: pass_thresholds(rows0, judge, scorers, config) for judge in judges}
+    human = {judge: judge_scores_per_row(rows0, [row["references"] for row in rows0], judge, scorers)
+             for judge in judges if judge != "llm"}
+    thresholds = {judge: pass_thresholds(human.get(judge), len(rows0), judge, config) for judge in judges}
     logger.info("mean pass threshold per judge (the first is the Pass@k judge): %s",
                 {judge: round(float(t.mean()), 4) for judge, t in thresholds.items()})
 
@@ -268,7 +270,8 @@ def per_prompt_metrics(
         if key in llm_greedy:
             frame["llm_win_rate"] = llm_greedy[key]
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True), thresholds
+    rates = human_pass_rates(human[judges[0]], config.pass_at_k.threshold) if judges[0] in human else {}
+    return pd.concat(frames, ignore_index=True), thresholds, rates
 
 
 def criterion(judge: str, config: EvaluateConfig) -> float | str:
@@ -280,8 +283,11 @@ def criterion(judge: str, config: EvaluateConfig) -> float | str:
     return "per_tweet"
 
 
-def pass_thresholds(rows: Sequence[dict], judge: str, scorers: Scorers, config: EvaluateConfig) -> np.ndarray:
-    """Each evaluated tweet's pass threshold under ``judge`` (`criterion`): ``per_tweet``, the judge's
+def pass_thresholds(
+    human: Sequence[np.ndarray] | None, n_tweets: int, judge: str, config: EvaluateConfig
+) -> np.ndarray:
+    """Each of the ``n_tweets`` evaluated tweets' pass threshold under ``judge`` (`criterion`), from
+    ``human``, the judge's scores of each tweet's human replies (None for the LLM): ``per_tweet``, the judge's
     score of the tweet's best human reply ("at least as engaging as the human reply to this tweet",
     which takes the tweet itself out of the comparison); ``median``, the median score of every
     evaluated human reply; or a fixed number. The LLM judge scores against the human reply already,
@@ -289,20 +295,19 @@ def pass_thresholds(rows: Sequence[dict], judge: str, scorers: Scorers, config: 
     not the best one."""
     rule = criterion(judge, config)
     if not isinstance(rule, str):
-        return np.full(len(rows), float(rule))
+        return np.full(n_tweets, float(rule))
     if judge == "llm":
-        return np.full(len(rows), llm_judge.SCORES["tie"])
-    human = judge_scores_per_row(rows, [row["references"] for row in rows], judge, scorers)
+        return np.full(n_tweets, llm_judge.SCORES["tie"])
     if rule == "median":
-        return np.full(len(rows), float(np.median(np.concatenate(human))))
+        return np.full(n_tweets, float(np.median(np.concatenate(human))))
     return np.array([scores.max() for scores in human])
 
 
-def human_pass_rates(rows: Sequence[dict], judge: str, scorers: Scorers, threshold: float | str) -> dict[str, float]:
-    """Sanity figures: the share of the human replies that pass under each criterion (``per_tweet``: only
-    a tweet's best reply, and its ties, pass by construction, so 1.0 where every tweet has one reply;
-    ``median``: about half; ``fixed``, with a numeric ``threshold``: those scoring at least it)."""
-    human = judge_scores_per_row(rows, [row["references"] for row in rows], judge, scorers)
+def human_pass_rates(human: Sequence[np.ndarray], threshold: float | str) -> dict[str, float]:
+    """Sanity figures from ``human``, a judge's scores of each tweet's human replies: the share of them
+    that pass under each criterion (``per_tweet``: only a tweet's best reply, and its ties, pass by
+    construction, so 1.0 where every tweet has one reply; ``median``: about half; ``fixed``, with a
+    numeric ``threshold``: those scoring at least it)."""
     median = float(np.median(np.concatenate(human)))
     rates = {
         "per_tweet": float(np.mean(np.concatenate([scores >= scores.max() for scores in human]))),
@@ -466,7 +471,7 @@ def evaluate(
 
     ``trained_on`` (`training_objectives`) marks the columns some model was trained on.
     """
-    per_prompt, thresholds = per_prompt_metrics(generations, scorers, config)
+    per_prompt, thresholds, rates = per_prompt_metrics(generations, scorers, config)
     metrics, passk = summarise(per_prompt, config)
     table = verdicts(per_prompt, config, trained_on)
     metrics.update(verdict_table_metrics(table))
@@ -480,9 +485,7 @@ def evaluate(
     judge = config.pass_at_k.judge
     # Mean over the evaluated tweets (with `per_tweet` every tweet has its own threshold).
     metrics.update({f"pass_threshold_{j}": float(t.mean()) for j, t in thresholds.items() if j != judge})
-    if judge != "llm":
-        rates = human_pass_rates(generations[models[0], seeds[0]], judge, scorers, config.pass_at_k.threshold)
-        metrics.update({f"human_pass_rate.{rule}": rate for rule, rate in rates.items()})
+    metrics.update({f"human_pass_rate.{rule}": rate for rule, rate in rates.items()})
     metrics.update({"pass_threshold": float(thresholds[judge].mean()), "n_prompts": len(generations[models[0], seeds[0]]),
                     "n_groups": int(per_prompt["group_id"].nunique()), "n_seeds": len(seeds),
                     "bertscore_layer": scorers.bertscore.layer})
