@@ -4,8 +4,10 @@ Same model, prompts, group size and sampling settings for both:
 
 (a) original: one `generate` call per reply, then one no-grad forward per reply to recompute its
     log-probs;
-(b) ours (what TRL's GRPOTrainer does with our config): one `generate` call for every prompt's
-    whole group, then one batched no-grad forward for all log-probs.
+(b) TRL's stock path: one `generate` call for every prompt's whole group, then one batched no-grad
+    forward for all log-probs;
+(c) ours (what `ReplyGRPOTrainer` does): the same, sampled by `replyrl.sampling` (each prompt
+    prefilled once for its group, a nucleus step without a full-vocabulary sort).
 
 Then a few real `ReplyGRPOTrainer` steps (new LoRA on the model, the heuristic reward + diversity
 bonus) with their time split into generation / reward / other rollout work (reference log-probs) /
@@ -39,8 +41,10 @@ from replyrl.configs.reward import RewardConfig
 from replyrl.io import read_jsonl
 from replyrl.models.base import PACKAGED_SMOLLM2, export_base, load_base
 from replyrl.models.encoder import load_encoder, resolve_encoder
-from replyrl.models.precision import precision_kwargs
+from replyrl.models.precision import describe_machine, precision_kwargs
 from replyrl.prompts import build_prompts
+from replyrl.sampling import SamplingConfig, eos_token_ids, sample_token_ids
+from replyrl.training import grpo_trainer
 from replyrl.training.grpo import phase2_dataset
 from replyrl.training.grpo_rewards import build_reward_funcs, reward_weights
 from replyrl.training.grpo_trainer import build_trainer
@@ -99,6 +103,18 @@ def rollout_batched(model, tokenizer, prompts: list[str], group: int, gen_kwargs
     return generated_tokens(seq, prompt_mask.shape[1], tokenizer.eos_token_id)
 
 
+@torch.no_grad()
+def rollout_sampler(model, tokenizer, prompts: list[str], group: int, gen_kwargs: dict) -> int:
+    sampling = SamplingConfig(num_samples=group, temperature=gen_kwargs["temperature"], top_p=gen_kwargs["top_p"],
+                              top_k=gen_kwargs["top_k"], max_new_tokens=gen_kwargs["max_new_tokens"])
+    prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    completions = sample_token_ids(model, prompt_ids, sampling, eos_token_ids(model, tokenizer), tokenizer.pad_token_id)
+    rows = [ids + c for ids, c in zip((p for p in prompt_ids for _ in range(group)), completions)]
+    batch = tokenizer.pad({"input_ids": rows}, padding_side="right", return_tensors="pt")
+    model(**batch).logits.log_softmax(dim=-1)  # the batched log-prob pass, as in (b)
+    return sum(len(c) for c in completions)
+
+
 def timed(totals: dict[str, float], name: str, fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -121,14 +137,15 @@ def step_split(model_dir: Path, rows: list[dict], config: GRPOStageConfig, args:
     funcs = build_reward_funcs(list(weights), reward_config, encoder, args.reward_model)
     funcs = [timed(totals, "reward", f) for f in funcs]
     trainer = build_trainer(config, model, tokenizer, dataset, funcs, list(weights.values()), tmp / "ckpt", seed=0)
-    trainer.model.generate = timed(totals, "generation", trainer.model.generate)
+    trainer.model.generate = timed(totals, "generation", trainer.model.generate)  # TRL's paths, if configured
+    grpo_trainer.sample_token_ids = timed(totals, "generation", grpo_trainer.sample_token_ids)
     trainer._generate_and_score_completions = timed(totals, "rollout", trainer._generate_and_score_completions)
     start = time.perf_counter()
     trainer.train()
     total = (time.perf_counter() - start) / config.max_steps
     parts = {k: v / config.max_steps for k, v in totals.items()}
     other_rollout = parts["rollout"] - parts["generation"] - parts["reward"]
-    print(f"\nGRPO step ({config.prompts_per_step} prompts x {config.num_generations}, {config.max_completion_length} "
+    print(f"\nGRPO step on {describe_machine()} ({config.prompts_per_step} prompts x {config.num_generations}, {config.max_completion_length} "
           f"new tokens, bf16={trainer.args.bf16}), mean of {config.max_steps} steps: {total:.2f} s")
     for name, value in [("generation", parts["generation"]), ("reward (+ diversity)", parts["reward"]),
                         ("reference log-probs + rollout bookkeeping", other_rollout),
@@ -168,14 +185,15 @@ def main() -> None:
         gen_kwargs = dict(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=0,
                           max_new_tokens=config.max_completion_length, pad_token_id=tokenizer.pad_token_id)
         g = config.num_generations
-        print(f"model {model_dir} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
+        print(f"{describe_machine()}; model {model_dir} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), "
               f"{len(prompts)} prompts x {g} replies, <= {config.max_completion_length} new tokens, "
               f"T={config.temperature}, top_p={config.top_p}, {torch.get_num_threads()} threads")
         rollout_batched(model, tokenizer, prompts[:1], g, {**gen_kwargs, "max_new_tokens": 4})  # warm-up
         variants = [("(a) original: per-reply generate + log-probs, fp32", rollout_per_reply, torch.float32),
-                    ("(b) ours: one batched generate + log-probs, fp32", rollout_batched, torch.float32)]
+                    ("(b) TRL stock: one batched generate + log-probs, fp32", rollout_batched, torch.float32),
+                    ("(c) ours: replyrl.sampling + log-probs, fp32", rollout_sampler, torch.float32)]
         if precision_kwargs(config.bf16)["bf16"]:  # the stage then holds the weights in bf16 (see build_trainer)
-            variants.append(("(b) ours, bf16 weights (as the stage runs here)", rollout_batched, torch.bfloat16))
+            variants.append(("(c) ours, bf16 weights (as the stage runs here)", rollout_sampler, torch.bfloat16))
         results = {}
         for name, fn, dtype in variants:
             model.to(dtype)

@@ -1,4 +1,19 @@
-"""Batched sampling of replies: every prompt's n samples come from one `generate` call per batch."""
+"""The one sampler: every place that samples replies (the generate stage, `suggest`, GRPO rollouts,
+polychromic sets) draws them here.
+
+It draws from exactly the distribution transformers' `generate` samples with the same temperature,
+top-k and top-p (a test checks it with a chi-square test), and is faster on a CPU for two reasons
+(`benchmarks/sampling.py` measures both):
+
+* **Shared prompts.** `generate(num_return_sequences=n)` copies each prompt n times *before* the
+  prefill, so a prompt's forward pass is computed n times over. Here each distinct prompt is run once
+  and its KV cache copied to its n rows; GRPO's repeated prompts (one row per group member) are
+  recognised the same way.
+* **Nucleus without a full sort.** transformers sorts the whole vocabulary (49k tokens for SmolLM2)
+  for every row at every step and then draws with `multinomial` over all of it. Here top-p works on
+  the `candidates` most likely tokens and draws among those; a row whose nucleus does not fit in
+  them (a flat distribution) takes the exact full-sort path instead.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+
+# Enough for the nucleus of almost every step of a tuned chat model at top_p <= 0.95 (the rare row
+# that needs more falls back to the full sort, so this changes speed, never the distribution).
+NUCLEUS_CANDIDATES = 64
 
 
 @dataclass
@@ -15,13 +34,121 @@ class SamplingConfig:
     do_sample: bool = True
     temperature: float = 1.0
     top_p: float = 1.0
-    # 0 = no top-k cut, as GRPO samples (TRL's top_k=0); left unset, transformers would apply the
-    # model's generation_config default (50), silently narrowing every sampled distribution.
+    # 0 = no top-k cut, as GRPO samples (TRL's top_k=0); transformers' `generate` would otherwise apply
+    # the model's generation_config default (50), silently narrowing every sampled distribution.
     top_k: int = 0
     max_new_tokens: int = 48
 
 
+def sample_next(
+    logits: torch.Tensor,
+    sampling: SamplingConfig,
+    candidates: int = NUCLEUS_CANDIDATES,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One token per row of ``logits`` (rows x vocab), as transformers' `generate` would draw it.
+
+    transformers applies temperature, then top-k, then top-p: a token is kept when the probability
+    mass of the tokens more likely than it is below ``top_p`` (so the most likely token always is),
+    and the draw is from the kept tokens, renormalised. Greedy (``do_sample=False``) is the argmax.
+    """
+    if not sampling.do_sample:
+        return logits.argmax(dim=-1)
+    scores = logits.float() / sampling.temperature
+    vocab = scores.size(-1)
+    k = min(sampling.top_k or vocab, vocab)
+    if sampling.top_p >= 1.0 and k == vocab:
+        return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+    # The softmax over the top-k set (the whole vocabulary without top-k) gives the nucleus its mass.
+    log_norm = (scores.topk(k, dim=-1).values if k < vocab else scores).logsumexp(dim=-1, keepdim=True)
+    width = min(k, candidates)
+    top_scores, top_ids = scores.topk(width, dim=-1)  # sorted, most likely first
+    probs = (top_scores - log_norm).exp()
+    keep = probs.cumsum(dim=-1) - probs < sampling.top_p
+    # The nucleus fits in the candidates when they hold at least top_p of the mass (or are the whole
+    # top-k set); a row where it does not is redrawn over its full sorted distribution.
+    fits = (probs.sum(dim=-1) >= sampling.top_p) | (width == k)
+    choice = torch.multinomial(probs * keep, 1, generator=generator).squeeze(-1)
+    tokens = top_ids.gather(-1, choice[:, None]).squeeze(-1)
+    if not bool(fits.all()):
+        rows = (~fits).nonzero().squeeze(-1)
+        tokens[rows] = _sample_sorted(scores[rows], k, sampling.top_p, generator)
+    return tokens
+
+
+def _sample_sorted(scores: torch.Tensor, k: int, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """The exact path of `sample_next` for rows whose nucleus is wider than its candidates."""
+    top_scores, top_ids = scores.topk(k, dim=-1)
+    probs = top_scores.softmax(dim=-1)
+    keep = probs.cumsum(dim=-1) - probs < top_p
+    choice = torch.multinomial(probs * keep, 1, generator=generator).squeeze(-1)
+    return top_ids.gather(-1, choice[:, None]).squeeze(-1)
+
+
 @torch.no_grad()
+def sample_token_ids(
+    model: PreTrainedModel,
+    prompt_ids: Sequence[Sequence[int]],
+    sampling: SamplingConfig,
+    eos_token_ids: Sequence[int],
+    pad_token_id: int,
+) -> list[list[int]]:
+    """``sampling.num_samples`` completions (token ids, up to and including the first EOS) for each
+    prompt, prompt-major: row ``i * num_samples + j`` is prompt i's j-th sample.
+
+    Identical prompts (GRPO passes each prompt once per group member) are prefilled once. The model is
+    used in whatever train/eval mode it is in.
+    """
+    device = next(model.parameters()).device
+    rows = [tuple(ids) for ids in prompt_ids for _ in range(sampling.num_samples)]
+    unique = list(dict.fromkeys(rows))
+    index = {prompt: i for i, prompt in enumerate(unique)}
+    row_of = torch.tensor([index[r] for r in rows], device=device)
+    width = max(len(ids) for ids in unique)
+    ids = torch.full((len(unique), width), pad_token_id, dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for i, prompt in enumerate(unique):  # left padding, as generate
+        ids[i, width - len(prompt):] = torch.tensor(prompt, device=device)
+        mask[i, width - len(prompt):] = 1
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                   use_cache=True, logits_to_keep=1).logits[:, -1]
+    cache.reorder_cache(row_of)  # each distinct prompt's cache, copied to its rows
+    logits, mask, position = logits[row_of], mask[row_of], positions[row_of, -1:]
+
+    eos = torch.tensor(list(eos_token_ids), device=device)
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    new_tokens: list[torch.Tensor] = []
+    for step in range(sampling.max_new_tokens):
+        token = sample_next(logits, sampling).masked_fill(done, pad_token_id)
+        new_tokens.append(token)
+        done |= torch.isin(token, eos)
+        if bool(done.all()) or step == sampling.max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+        position = position + 1
+        logits = model(input_ids=token[:, None], attention_mask=mask, position_ids=position,
+                       cache=cache, use_cache=True).logits[:, -1]
+    out = torch.stack(new_tokens, dim=1).tolist()
+    return [_until_eos(seq, set(eos_token_ids)) for seq in out]
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The tokens that end a reply: the model's generation config's (one id or several, as `generate`
+    stops), else the tokenizer's EOS."""
+    eos = model.generation_config.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos or [tokenizer.eos_token_id])
+
+
+def _until_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    for i, token in enumerate(tokens):
+        if token in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
 def generate_replies(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -32,29 +159,24 @@ def generate_replies(
 ) -> list[list[str]]:
     """Return, for each prompt, ``sampling.num_samples`` decoded replies (special tokens stripped).
 
-    Prompts are left-padded and batched; each batch yields ``batch_size * num_samples`` sequences
-    from a single `generate` call, which is what makes sampling n replies per prompt affordable.
+    ``batch_size`` prompts (x ``num_samples`` rows) are sampled together, in eval mode (no dropout).
     """
     from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.num_samples,
-                  pad_token_id=tokenizer.pad_token_id)
-    if sampling.do_sample:
-        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    eos_ids = eos_token_ids(model, tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     out: list[list[str]] = []
     starts = range(0, len(prompts), batch_size)
-    for start in tqdm(starts, desc="generating", disable=not progress, unit="batch"):
-        batch = list(prompts[start : start + batch_size])
-        enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        seqs = model.generate(**enc, **kwargs)
-        texts = tokenizer.batch_decode(seqs[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        n = sampling.num_samples
-        out.extend([t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(batch)))
-    model.train(was_training)
+    try:
+        for start in tqdm(starts, desc="generating", disable=not progress, unit="batch"):
+            batch = list(prompts[start : start + batch_size])
+            prompt_ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
+            completions = sample_token_ids(model, prompt_ids, sampling, eos_ids, pad_id)
+            texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
+            n = sampling.num_samples
+            out.extend([t.strip() for t in texts[i * n : (i + 1) * n]] for i in range(len(batch)))
+    finally:
+        model.train(was_training)
     return out

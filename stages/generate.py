@@ -14,6 +14,7 @@ from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.prompt import PromptConfig
 from replyrl.evaluation.generate import generate_for_model, load_for_generation, select_test_tweets
 from replyrl.io import read_jsonl, write_jsonl
+from replyrl.models.precision import describe_machine
 
 logger = logging.getLogger("generate")
 
@@ -32,7 +33,8 @@ def main() -> None:
     model, tokenizer = load_for_generation(args.model_dir, config.bf16)
     start = time.perf_counter()
     rows = generate_for_model(model, tokenizer, tweets, params.prompt, config, args.seed)
-    logger.info("%d tweets x (%d samples + greedy) in %.0f s", len(rows), config.n_samples, time.perf_counter() - start)
+    logger.info("%d tweets x (%d samples + greedy) in %.0f s on %s", len(rows), config.n_samples,
+                time.perf_counter() - start, describe_machine())
     write_jsonl(args.out, ({"model": args.name, "model_dir": args.model_dir, **row} for row in rows))
 
 

@@ -13,29 +13,52 @@ from replyrl.configs.loader import Bf16
 logger = logging.getLogger(__name__)
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 matmuls (AVX512-BF16 or AMX); elsewhere bf16 autocast is slower."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+def cpu_bf16_is_faster() -> bool:
+    """True when the CPU has AMX tiles, the one CPU speed class where bf16 beats float32.
+
+    AVX512-BF16 alone is not enough: on such a CPU (no AMX) bf16 weights sampled slower than float32
+    (57.9 vs 66.7 tokens/s, issue 13) and round differently, so `auto` keeps float32 there.
+    """
+    return torch.cpu._is_amx_tile_supported()
+
+
+def describe_machine() -> str:
+    """What a timing ran on, for logs and benchmarks: the GPU, or the CPU with its bf16 speed class."""
+    if torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name()}"
+    if torch.accelerator.is_available():
+        return str(torch.accelerator.current_accelerator())
+    name = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    flags = [torch.backends.cpu.get_cpu_capability(), "AMX" if torch.cpu._is_amx_tile_supported() else "no AMX"]
+    if torch.cpu._is_avx512_bf16_supported():
+        flags.insert(1, "AVX512-BF16")
+    return f"CPU {name} ({', '.join(flags)}), {torch.get_num_threads()} torch threads"
 
 
 def precision_kwargs(bf16: Bf16) -> dict[str, bool]:
     """`TrainingArguments` kwargs (`bf16`, `use_cpu`) for a `bf16: auto | true | false` param.
 
-    ``auto`` turns bf16 on where the hardware runs it natively. ``use_cpu`` is set only when no
+    ``auto`` turns bf16 on where it is faster than float32: a GPU with bf16, or a CPU with AMX
+    (`cpu_bf16_is_faster`); ``true`` forces it anywhere. ``use_cpu`` is set only when no
     accelerator is present: transformers refuses `bf16=True` on a CPU-only machine without it.
     """
     use_cpu = not torch.accelerator.is_available()
-    supported = cpu_supports_bf16() if use_cpu else is_torch_bf16_gpu_available()
+    supported = cpu_bf16_is_faster() if use_cpu else is_torch_bf16_gpu_available()
     enabled = supported if bf16 == "auto" else bf16 is True
     if enabled and not supported:
-        logger.warning("bf16 forced on, but this %s has no native bf16 support: expect it to be slow",
+        logger.warning("bf16 forced on, but this %s runs it no faster than float32 (no AMX / no bf16 GPU)",
                        "CPU" if use_cpu else "accelerator")
     logger.info("bf16 %s (param %r, %s)", "on" if enabled else "off", bf16, "cpu" if use_cpu else "accelerator")
     return {"bf16": enabled, "use_cpu": use_cpu}
 
 
 def model_dtype(bf16: Bf16) -> torch.dtype:
-    """Weights' dtype for sampling under a `bf16` param: bf16 where it runs natively, else float32."""
+    """Weights' dtype for sampling under a `bf16` param: bf16 where `precision_kwargs` turns it on, else float32."""
     return torch.bfloat16 if precision_kwargs(bf16)["bf16"] else torch.float32
 
 

@@ -31,6 +31,7 @@ from replyrl.io import read_jsonl
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import load_policy, read_lineage, save_adapter
+from replyrl.models.precision import describe_machine
 from replyrl.prompts import build_prompt
 from replyrl.sampling import SamplingConfig
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
@@ -163,6 +164,8 @@ def run_grpo(
         metrics = summarize_grpo(history, trainer.reward_func_names, config.kl_alarm, list(monitors or {}))
         metrics["wall_time_s"] = time.perf_counter() - started
         metrics["resumed_from_step"] = run.resumed_from_step
+        logger.info("%d steps in %.1f min on %s", trainer.state.global_step, metrics["wall_time_s"] / 60,
+                    describe_machine())
 
         def write(folder: Path) -> None:
             save_policy(trainer.model, tokenizer, paths.warm_start, folder)

@@ -22,10 +22,12 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.models import unwrap_model_for_generation
 
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import to_dict
 from replyrl.models.precision import precision_kwargs
+from replyrl.sampling import SamplingConfig, sample_token_ids
 from replyrl.training.grpo_rewards import RewardFunc
 from replyrl.training.set_advantages import set_objective_advantages
 
@@ -52,7 +54,11 @@ class SetObjective:
 
 
 class ReplyGRPOTrainer(GRPOTrainer):
-    """`GRPOTrainer` plus five things TRL has no option for.
+    """`GRPOTrainer` plus six things TRL has no option for.
+
+Rollouts come from `replyrl.sampling` (same distribution as TRL's `generate` path, each group's prompt
+prefilled once, a nucleus step without a full-vocabulary sort); vLLM, continuous batching and
+sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs) keep TRL's paths.
 
     Set-level advantages (`objective`): TRL computes only per-completion, group-normalised advantages,
     so with a set objective they are recomputed from the same gathered rewards. Advantage clipping
@@ -67,6 +73,26 @@ class ReplyGRPOTrainer(GRPOTrainer):
         self.advantage_clip = advantage_clip
         self.objective = objective
         self.monitors = dict(monitors or {})
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if (self.use_vllm or self.use_transformers_continuous_batching or images is not None or multimodal_fields
+                or self.min_p is not None or self.repetition_penalty != 1.0 or self.args.generation_kwargs):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        sampling = SamplingConfig(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0,
+                                  max_new_tokens=self.max_completion_length)
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped_model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            completion_ids = sample_token_ids(unwrapped_model, prompt_ids, sampling, self.eos_token_ids,
+                                              self._tokenizer.pad_token_id)
+        return completion_ids, None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

@@ -28,6 +28,7 @@ from trl import SFTConfig, SFTTrainer
 from replyrl.configs.sft import PolychromicTermConfig
 from replyrl.metrics.diversity import semantic_diversity
 from replyrl.models.encoder import encode
+from replyrl.sampling import SamplingConfig, eos_token_ids, sample_token_ids
 from replyrl.training.set_advantages import set_score
 
 QualityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]
@@ -57,14 +58,6 @@ def leave_one_out_advantages(quality: np.ndarray, embeddings: np.ndarray) -> np.
     full = set_score(quality, embeddings)
     keep = ~np.eye(len(quality), dtype=bool)
     return np.array([full - set_score(quality[k], embeddings[k]) for k in keep])
-
-
-def completion_mask(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """1 on sampled tokens up to and including the first EOS, 0 after it (where padding follows)."""
-    is_eos = completion_ids == eos_token_id
-    first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), completion_ids.size(1))
-    positions = torch.arange(completion_ids.size(1), device=completion_ids.device)
-    return (positions[None, :] <= first_eos[:, None]).long()
 
 
 class _KeepTweets:
@@ -136,8 +129,7 @@ class PolychromicSFTTrainer(SFTTrainer):
         for ids, labels in zip(inputs["input_ids"][:count], inputs["labels"][:count]):
             start = int((labels != -100).int().argmax())
             prompts.append(ids[:start].tolist())
-        completions, lengths = self._sample(model, prompts)
-        replies = [c[:length] for c, length in zip(completions.tolist(), lengths.tolist())]
+        replies = self._sample(model, prompts)
         texts = [t.strip() for t in self._tokenizer.batch_decode(replies, skip_special_tokens=True)]
 
         set_tweets = [tweet for tweet in tweets[:count] for _ in range(n)]
@@ -167,28 +159,17 @@ class PolychromicSFTTrainer(SFTTrainer):
         value = torch.tensor(float(value), device=self.accelerator.device)
         self._metrics["train"][key].append(self.accelerator.gather_for_metrics(value).mean().item())
 
-    @torch.no_grad()
-    def _sample(self, model, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``num_generations`` completions per prompt (row k belongs to prompt k // n) and their lengths
-        (up to and including the first EOS)."""
+    def _sample(self, model, prompts: list[list[int]]) -> list[list[int]]:
+        """``num_generations`` completions per prompt (row k belongs to prompt k // n), each up to and
+        including its first EOS."""
         args = self.args
         unwrapped = self.accelerator.unwrap_model(model)
-        enc = self._tokenizer.pad({"input_ids": prompts}, padding_side="left", return_tensors="pt")
-        enc = {k: v.to(self.accelerator.device) for k, v in enc.items()}
+        sampling = SamplingConfig(num_samples=args.num_generations, temperature=args.temperature, top_p=args.top_p,
+                                  max_new_tokens=args.max_completion_length)
         was_training = unwrapped.training
         unwrapped.eval()  # no LoRA dropout while sampling
         try:
-            sequences = unwrapped.generate(
-                **enc,
-                do_sample=True,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                top_k=0,  # no top-k cut, as GRPO and the generate stage (transformers' default would be 50)
-                max_new_tokens=args.max_completion_length,
-                num_return_sequences=args.num_generations,
-                pad_token_id=self._tokenizer.pad_token_id,
-            )
+            return sample_token_ids(unwrapped, prompts, sampling, eos_token_ids(unwrapped, self._tokenizer),
+                                    self._tokenizer.pad_token_id)
         finally:
             unwrapped.train(was_training)
-        completions = sequences[:, enc["input_ids"].size(1) :]
-        return completions, completion_mask(completions, self._tokenizer.eos_token_id).sum(dim=1)

@@ -30,7 +30,7 @@ from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
 from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import save_adapter
-from replyrl.models.precision import precision_kwargs
+from replyrl.models.precision import describe_machine, precision_kwargs
 from replyrl.prompts import build_prompt
 from replyrl.rewards import load_reward
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
@@ -209,6 +209,7 @@ def run_sft(
             "validation_rows": len(val_rows),
         }
         live_callback.write_summary(metrics)
+        logger.info("%d steps in %.1f min on %s", state.global_step, metrics["train_minutes"], describe_machine())
 
         def write(folder: Path) -> None:
             # load_best_model_at_end put the best checkpoint's adapter back into the model.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import runpy
 import sys
 
+import torch
 import yaml
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
@@ -48,19 +49,12 @@ def test_generate_for_model_rows_and_reproducibility(tiny_base_dir) -> None:
     assert [r["samples"] for r in again] == [r["samples"] for r in rows]
 
 
-def test_sampling_sets_top_k_instead_of_inheriting_the_models_default(tiny_base_dir, monkeypatch) -> None:
+def test_sampling_ignores_the_models_generation_config_top_k(tiny_base_dir) -> None:
     model, tokenizer = load_policy(tiny_base_dir)
-    model.generation_config.top_k = 50  # what transformers would otherwise apply
-    seen = {}
-    original = model.generate
-
-    def spy(**kwargs):
-        seen.update(kwargs)
-        return original(**kwargs)
-
-    monkeypatch.setattr(model, "generate", spy)
-    generate_replies(model, tokenizer, ["a tweet"], SamplingConfig(num_samples=2, max_new_tokens=2))
-    assert seen["top_k"] == 0 and seen["do_sample"] is True
+    model.generation_config.top_k = 1  # were it applied (as `generate` would), every sample would be the argmax
+    torch.manual_seed(0)
+    (replies,) = generate_replies(model, tokenizer, ["a tweet"], SamplingConfig(num_samples=4, max_new_tokens=3))
+    assert len(set(replies)) > 1
 
 
 def test_stage_script_writes_the_generation_file(tiny_base_dir, tmp_path, monkeypatch) -> None:

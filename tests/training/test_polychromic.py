@@ -14,7 +14,7 @@ from replyrl.configs.sft import SFTStageConfig
 from replyrl.io import write_jsonl
 from replyrl.models.base import load_base
 from replyrl.models.encoder import load_encoder
-from replyrl.training.polychromic import PolychromicSFTTrainer, completion_mask, leave_one_out_advantages
+from replyrl.training.polychromic import PolychromicSFTTrainer, leave_one_out_advantages
 from replyrl.training.set_advantages import set_score
 from replyrl.training.sft import SFTPaths, lora_config, prompt_completion_dataset, run_sft, trainer_config
 
@@ -60,11 +60,6 @@ def test_set_score_and_leave_one_out():
     assert adv == pytest.approx([2 / 3 - 1, 2 / 3 - 1, 2 / 3])
     # Quality scales the set: the same set of better replies scores higher.
     assert set_score(np.full(3, 2.0), emb) == pytest.approx(2 * set_score(np.ones(3), emb))
-
-
-def test_completion_mask_stops_after_first_eos():
-    ids = torch.tensor([[5, 6, 0, 0], [5, 0, 7, 0], [5, 6, 7, 8]])
-    assert completion_mask(ids, eos_token_id=0).tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
 
 
 def lora_grads(coef: float, tiny_base_dir, tmp_path, encoder, quality=None) -> tuple[dict, dict]:

@@ -1,0 +1,103 @@
+"""The sampler draws what transformers' `generate` draws: the same distribution per step (chi-square on
+fixed logits, against transformers' own warpers) and the same sequences where generation is
+deterministic (greedy, through the shared-prompt cache and left padding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+from transformers import (
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from replyrl.models.base import load_base
+from replyrl.sampling import SamplingConfig, eos_token_ids, generate_replies, sample_next, sample_token_ids
+
+DRAWS = 20_000
+
+
+def reference_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """The next-token distribution of transformers' sampling: its warpers in its order, then softmax."""
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(sampling.temperature)])
+    if sampling.top_k:
+        warpers.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(sampling.top_p))
+    return warpers(None, logits.clone()).softmax(dim=-1)
+
+
+# Two rows per case (a peaked and a flatter distribution over 12 tokens).
+LOGITS = torch.tensor([
+    [4.0, 3.1, 2.5, 2.0, 1.2, 1.0, 0.3, 0.0, -0.5, -1.0, -2.0, -3.0],
+    [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2],
+])
+
+
+@pytest.mark.parametrize(("sampling", "candidates"), [
+    (SamplingConfig(temperature=0.8, top_p=0.9), 64),                # nucleus inside the candidates
+    (SamplingConfig(temperature=1.0, top_p=0.95), 3),                # the flat row's nucleus needs the full sort
+    (SamplingConfig(temperature=1.2, top_p=0.7, top_k=5), 3),        # top-k, then top-p within it
+    (SamplingConfig(temperature=0.8, top_p=1.0, top_k=4), 64),       # top-k alone
+    (SamplingConfig(temperature=1.0, top_p=1.0), 64),                # plain softmax sampling
+])
+def test_each_step_draws_from_transformers_distribution(sampling, candidates):
+    generator = torch.Generator().manual_seed(0)
+    rows = LOGITS.repeat_interleave(DRAWS, dim=0)
+    tokens = sample_next(rows, sampling, candidates=candidates, generator=generator).view(2, DRAWS)
+    expected = reference_probs(LOGITS, sampling)
+    for row in range(2):
+        counts = np.bincount(tokens[row].numpy(), minlength=LOGITS.size(1))
+        support = expected[row] > 0
+        assert counts[~support.numpy()].sum() == 0, "a token outside transformers' nucleus/top-k was drawn"
+        probs = expected[row][support].double().numpy()
+        result = chisquare(counts[support.numpy()], DRAWS * probs / probs.sum())
+        assert result.pvalue > 1e-3, (row, counts, expected[row])
+
+
+def test_a_wrong_nucleus_is_detected():
+    # The test above can fail: drawing from top-p 0.9 is rejected against a 0.7 reference.
+    generator = torch.Generator().manual_seed(0)
+    tokens = sample_next(LOGITS[:1].repeat(DRAWS, 1), SamplingConfig(top_p=0.9), generator=generator)
+    expected = reference_probs(LOGITS[:1], SamplingConfig(top_p=0.7))[0]
+    counts = np.bincount(tokens.numpy(), minlength=LOGITS.size(1))
+    assert counts[(expected == 0).numpy()].sum() > 0
+
+
+def test_greedy_matches_generate_through_the_shared_prompt_cache(tiny_base_dir):
+    model, tokenizer = load_base(tiny_base_dir)
+    model.eval()
+    prompts = ["hi", "a much longer prompt, so the others are left-padded", "what do you think?"]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+    with torch.no_grad():
+        reference = model.generate(**enc, do_sample=False, max_new_tokens=12, pad_token_id=tokenizer.pad_token_id,
+                                   temperature=None, top_p=None, top_k=None)
+    width = enc["input_ids"].size(1)
+    expected = [[t for t in row[width:].tolist()] for row in reference]
+    greedy = SamplingConfig(num_samples=3, do_sample=False, max_new_tokens=12)
+    eos = eos_token_ids(model, tokenizer)
+    rows = sample_token_ids(model, tokenizer(prompts)["input_ids"], greedy, eos, tokenizer.pad_token_id)
+    assert len(rows) == 9
+    for i, want in enumerate(expected):
+        cut = next((j + 1 for j, t in enumerate(want) if t in eos), len(want))
+        assert rows[3 * i : 3 * i + 3] == [want[:cut]] * 3  # each prompt's 3 rows share its cache
+
+
+def test_samples_stop_at_the_first_eos_and_keep_prompt_order(tiny_base_dir):
+    model, tokenizer = load_base(tiny_base_dir)
+    torch.manual_seed(0)
+    sampling = SamplingConfig(num_samples=4, temperature=1.5, top_p=0.95, max_new_tokens=20)
+    eos = eos_token_ids(model, tokenizer)
+    # GRPO's layout: each prompt repeated once per group member, sampled once.
+    prompt_ids = tokenizer(["first", "second"])["input_ids"]
+    repeated = [ids for ids in prompt_ids for _ in range(4)]
+    rows = sample_token_ids(model, repeated, SamplingConfig(**{**sampling.__dict__, "num_samples": 1}), eos,
+                            tokenizer.pad_token_id)
+    assert len(rows) == 8 and all(1 <= len(r) <= 20 for r in rows)
+    assert all(t not in eos for r in rows for t in r[:-1])  # nothing after an EOS
+    replies = generate_replies(model, tokenizer, ["first", "second"], sampling, batch_size=1)
+    assert [len(r) for r in replies] == [4, 4]
