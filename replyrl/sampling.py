@@ -160,8 +160,15 @@ def generate_replies(
     """Return, for each prompt, ``sampling.num_samples`` decoded replies (special tokens stripped).
 
     ``batch_size`` prompts (x ``num_samples`` rows) are sampled together, in eval mode (no dropout).
+    A `VLLMPolicy` (GPU) samples all prompts in one call of its engine instead.
     """
     from tqdm.auto import tqdm
+
+    from replyrl.models.vllm_policy import VLLMPolicy
+
+    if isinstance(model, VLLMPolicy):
+        return model.sample(prompts, sampling.num_samples, sampling.do_sample, sampling.temperature, sampling.top_p,
+                            sampling.top_k, sampling.max_new_tokens)
 
     was_training = model.training
     model.eval()

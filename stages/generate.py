@@ -30,7 +30,7 @@ def main() -> None:
     config = params.evaluate
 
     tweets = select_test_tweets(read_jsonl(args.test), config.max_prompts, config.prompt_seed)
-    model, tokenizer = load_for_generation(args.model_dir, config.bf16)
+    model, tokenizer = load_for_generation(args.model_dir, config.bf16, config.vllm, args.seed)
     start = time.perf_counter()
     rows = generate_for_model(model, tokenizer, tweets, params.prompt, config, args.seed)
     logger.info("%d tweets x (%d samples + greedy) in %.0f s on %s", len(rows), config.n_samples,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from replyrl.configs.loader import Bf16, check, check_positive, check_sampling, help_field
+from replyrl.configs.loader import AutoBool, Bf16, check, check_positive, check_sampling, help_field
 
 PASS_JUDGES = ("gold", "learned", "heuristic", "llm")
 PASS_CRITERIA = ("per_tweet", "median")
@@ -116,7 +116,10 @@ class EvaluateConfig:
     top_p: float = help_field(0.95, "Nucleus sampling mass.")
     max_new_tokens: int = help_field(32, "Longest reply, in tokens.")
     batch_size: int = help_field(8, "Tweets per `generate` call (each yields n_samples sequences).")
-    bf16: Bf16 = help_field("auto", "Generate with bf16 weights: `auto` (where the hardware runs bf16 natively), true or false.")
+    bf16: Bf16 = help_field("auto", "Generate with bf16 weights: `auto` (where bf16 is faster: AMX or a bf16 GPU), true or false.")
+    vllm: AutoBool = help_field(
+        "auto", "Sample with vLLM: `auto` = where a CUDA GPU and the `vllm` package are both present; true or false."
+    )
     # metrics (the `evaluate` stage only)
     pass_at_k: PassAtKConfig = field(default_factory=PassAtKConfig)
     bertscore_layer: int | None = help_field(None, "Encoder layer whose token embeddings BERTScore compares; null = the last.")

@@ -17,6 +17,7 @@ GRPO_REWARD_TYPES = ("heuristic", "learned", "mix")
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 GRPO_SCALE_REWARDS = ("group", "batch", "none")
 GRPO_OBJECTIVES = ("group", "max_at_k", "polychromic")
+VLLM_MODES = ("colocate", "server")
 MAX_SUBSETS = 5000  # polychromic enumerates the C(G, k) subsets of each group, in Python
 
 
@@ -48,6 +49,15 @@ class GRPOStageConfig:
     max_completion_length: int = help_field(32, "Max new tokens per reply.")
     prompts_per_step: int = help_field(
         4, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
+    )
+    # vLLM rollouts (GPU only, off by default): TRL's own vLLM path replaces replyrl's sampler
+    use_vllm: bool = help_field(False, "Generate the rollouts with vLLM through TRL (needs a CUDA GPU and `vllm`).")
+    vllm_mode: str = help_field(
+        "colocate", "`colocate`: vLLM shares the training GPUs; `server`: a separate `trl vllm-serve` process."
+    )
+    vllm_gpu_memory_utilization: float = help_field(0.3, "colocate: share of each GPU's memory vLLM may take.")
+    vllm_server_base_url: str | None = help_field(
+        None, "server: the `trl vllm-serve` URL (e.g. http://10.0.0.2:8000); null = TRL's default host and port."
     )
     # objective
     objective: str = help_field(
@@ -92,7 +102,8 @@ class GRPOStageConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("reward_type", GRPO_REWARD_TYPES), ("loss_type", GRPO_LOSS_TYPES),
-                              ("scale_rewards", GRPO_SCALE_REWARDS), ("objective", GRPO_OBJECTIVES)):
+                              ("scale_rewards", GRPO_SCALE_REWARDS), ("objective", GRPO_OBJECTIVES),
+                              ("vllm_mode", VLLM_MODES)):
             check(getattr(self, name) in choices, f"grpo.{name}", getattr(self, name), f"choose one of {choices}")
         check(self.num_generations >= 2, "grpo.num_generations", self.num_generations,
               "must be >= 2 (advantages compare replies in a group)")
@@ -110,6 +121,8 @@ class GRPOStageConfig:
         check(self.objective_threshold is None or self.objective == "max_at_k", "grpo.objective_threshold",
               self.objective_threshold, "only objective max_at_k takes a threshold; set it to null")
         check_sampling("grpo", self.temperature, self.top_p)
+        check(0 < self.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",
+              self.vllm_gpu_memory_utilization, "must be in (0, 1]")
         check_positive(self, "grpo", ("max_completion_length", "prompts_per_step", "advantage_clip", "num_iterations",
                                       "learning_rate", "max_grad_norm", "gradient_accumulation_steps", "max_steps",
                                       "kl_alarm", "save_steps", "logging_steps", "sample_every", "sample_prompts"))

@@ -23,8 +23,10 @@ PARAMS_FILE = "params.yaml"
 # stage (a module of this package each).
 SECTIONS = ("seeds", "launcher", "prompt", "prepare", "split", "base", "encoder", "reward", "sft", "grpo", "evaluate")
 
-# `bf16: auto | true | false`: true/false are YAML booleans, as the README writes them.
-Bf16 = bool | Literal["auto"]
+# `bf16: auto | true | false` (and other auto-or-boolean params): true/false are YAML booleans, as the
+# README writes them.
+AutoBool = bool | Literal["auto"]
+Bf16 = AutoBool
 
 
 class ConfigError(ValueError):

@@ -8,7 +8,7 @@ import torch
 from accelerate import PartialState
 from transformers.utils import is_torch_bf16_gpu_available
 
-from replyrl.configs.loader import Bf16
+from replyrl.configs.loader import Bf16, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,27 @@ def precision_kwargs(bf16: Bf16) -> dict[str, bool]:
 def model_dtype(bf16: Bf16) -> torch.dtype:
     """Weights' dtype for sampling under a `bf16` param: bf16 where `precision_kwargs` turns it on, else float32."""
     return torch.bfloat16 if precision_kwargs(bf16)["bf16"] else torch.float32
+
+
+def check_vllm(key: str) -> None:
+    """Raise a one-line `ConfigError` naming the param ``key`` unless vLLM can run here (a CUDA GPU and the
+    `vllm` package)."""
+    import importlib.util
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{key}: true needs a CUDA GPU (this machine: {describe_machine()}); set it to false")
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(f"{key}: true needs the `vllm` package: pip install vllm (a version matching torch), "
+                          "or set it to false")
+
+
+def vllm_usable() -> bool:
+    """A CUDA GPU and the `vllm` package are both here."""
+    try:
+        check_vllm("")
+    except ConfigError:
+        return False
+    return True
 
 
 def process_state() -> PartialState:

@@ -31,7 +31,7 @@ from replyrl.io import read_jsonl
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.models.lora import check_lora_targets
 from replyrl.models.policy import load_policy, read_lineage, save_adapter
-from replyrl.models.precision import describe_machine
+from replyrl.models.precision import check_vllm, describe_machine
 from replyrl.prompts import build_prompt
 from replyrl.sampling import SamplingConfig
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
@@ -122,6 +122,8 @@ def run_grpo(
     step in a scratch folder and writes nothing: a quick end-to-end check of data, rewards and model.
     """
     started = time.perf_counter()
+    if config.use_vllm:
+        check_vllm("grpo.use_vllm")  # before minutes of loading, not deep inside TRL
     if dry_run:
         config = dataclasses.replace(config, max_steps=1)
     needs_encoder = reward_funcs is None or config.objective == "polychromic"

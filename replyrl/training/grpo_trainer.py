@@ -204,6 +204,10 @@ def grpo_args(
         temperature=config.temperature,
         top_p=config.top_p,
         top_k=0,
+        use_vllm=config.use_vllm,
+        vllm_mode=config.vllm_mode,
+        vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+        **({"vllm_server_base_url": config.vllm_server_base_url} if config.vllm_server_base_url else {}),
         # optimisation
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,

@@ -44,7 +44,7 @@ def test_generate_for_model_rows_and_reproducibility(tiny_base_dir) -> None:
     assert rows[0]["prompt"] == build_prompt(tokenizer, "first tweet", PromptConfig())
     assert all(len(r["samples"]) == 2 and isinstance(r["greedy"], str) for r in rows)
     assert rows[0]["generation"] == {"seed": 5, "n_samples": 2, "temperature": 0.8, "top_p": 0.95, "top_k": 0,
-                                     "max_new_tokens": 4, "dtype": "float32"}
+                                     "max_new_tokens": 4, "dtype": "float32", "sampler": "replyrl"}
     again = generate_for_model(model, tokenizer, tweets, PromptConfig(), config, seed=5, progress=False)
     assert [r["samples"] for r in again] == [r["samples"] for r in rows]
 
