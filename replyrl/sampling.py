@@ -56,29 +56,31 @@ def sample_next(
         return logits.argmax(dim=-1)
     scores = logits.float() / sampling.temperature
     vocab = scores.size(-1)
-    k = min(sampling.top_k or vocab, vocab)
-    if sampling.top_p >= 1.0 and k == vocab:
+    if 0 < sampling.top_k < vocab:
+        # As transformers' top-k: every token scoring at least the k-th score stays (ties at the cut too).
+        kth = scores.topk(sampling.top_k, dim=-1).values[..., -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if sampling.top_p >= 1.0:
         return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(-1)
-    # The softmax over the top-k set (the whole vocabulary without top-k) gives the nucleus its mass.
-    log_norm = (scores.topk(k, dim=-1).values if k < vocab else scores).logsumexp(dim=-1, keepdim=True)
-    width = min(k, candidates)
+    log_norm = scores.logsumexp(dim=-1, keepdim=True)
+    width = min(candidates, vocab)
     top_scores, top_ids = scores.topk(width, dim=-1)  # sorted, most likely first
     probs = (top_scores - log_norm).exp()
     keep = probs.cumsum(dim=-1) - probs < sampling.top_p
     # The nucleus fits in the candidates when they hold at least top_p of the mass (or are the whole
-    # top-k set); a row where it does not is redrawn over its full sorted distribution.
-    fits = (probs.sum(dim=-1) >= sampling.top_p) | (width == k)
+    # vocabulary); a row where it does not is redrawn over its full sorted distribution.
+    fits = (probs.sum(dim=-1) >= sampling.top_p) | (width == vocab)
     choice = torch.multinomial(probs * keep, 1, generator=generator).squeeze(-1)
     tokens = top_ids.gather(-1, choice[:, None]).squeeze(-1)
     if not bool(fits.all()):
         rows = (~fits).nonzero().squeeze(-1)
-        tokens[rows] = _sample_sorted(scores[rows], k, sampling.top_p, generator)
+        tokens[rows] = _sample_sorted(scores[rows], sampling.top_p, generator)
     return tokens
 
 
-def _sample_sorted(scores: torch.Tensor, k: int, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+def _sample_sorted(scores: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
     """The exact path of `sample_next` for rows whose nucleus is wider than its candidates."""
-    top_scores, top_ids = scores.topk(k, dim=-1)
+    top_scores, top_ids = scores.topk(scores.size(-1), dim=-1)
     probs = top_scores.softmax(dim=-1)
     keep = probs.cumsum(dim=-1) - probs < top_p
     choice = torch.multinomial(probs * keep, 1, generator=generator).squeeze(-1)
@@ -101,6 +103,8 @@ def sample_token_ids(
     """
     device = next(model.parameters()).device
     rows = [tuple(ids) for ids in prompt_ids for _ in range(sampling.num_samples)]
+    if sampling.max_new_tokens <= 0:
+        return [[] for _ in rows]
     unique = list(dict.fromkeys(rows))
     index = {prompt: i for i, prompt in enumerate(unique)}
     row_of = torch.tensor([index[r] for r in rows], device=device)

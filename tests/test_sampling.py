@@ -59,6 +59,15 @@ def test_each_step_draws_from_transformers_distribution(sampling, candidates):
         assert result.pvalue > 1e-3, (row, counts, expected[row])
 
 
+def test_ties_at_the_top_k_cut_all_stay_as_in_transformers():
+    logits = torch.tensor([[3.0, 2.0, 2.0, 1.0]])
+    sampling = SamplingConfig(top_k=2)
+    tokens = sample_next(logits.repeat(DRAWS, 1), sampling, generator=torch.Generator().manual_seed(0))
+    expected = reference_probs(logits, sampling)[0].double().numpy()  # [.576, .212, .212, 0]
+    counts = np.bincount(tokens.numpy(), minlength=4)
+    assert counts[3] == 0 and chisquare(counts[:3], DRAWS * expected[:3] / expected[:3].sum()).pvalue > 1e-3
+
+
 def test_a_wrong_nucleus_is_detected():
     # The test above can fail: drawing from top-p 0.9 is rejected against a 0.7 reference.
     generator = torch.Generator().manual_seed(0)
@@ -85,6 +94,26 @@ def test_greedy_matches_generate_through_the_shared_prompt_cache(tiny_base_dir):
     for i, want in enumerate(expected):
         cut = next((j + 1 for j, t in enumerate(want) if t in eos), len(want))
         assert rows[3 * i : 3 * i + 3] == [want[:cut]] * 3  # each prompt's 3 rows share its cache
+
+
+def test_greedy_stops_at_an_eos_as_generate_does(tiny_base_dir):
+    # The tiny random model never emits its real EOS: declare a token its greedy replies do emit as one.
+    model, tokenizer = load_base(tiny_base_dir)
+    model.eval()
+    prompts = ["hi", "what do you think about the weather today?"]
+    greedy = SamplingConfig(do_sample=False, max_new_tokens=10)
+    free = sample_token_ids(model, tokenizer(prompts)["input_ids"], greedy, [-1], tokenizer.pad_token_id)
+    eos = free[1][3]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+    with torch.no_grad():
+        reference = model.generate(**enc, do_sample=False, max_new_tokens=10, eos_token_id=eos,
+                                   pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None)
+    width = enc["input_ids"].size(1)
+    rows = sample_token_ids(model, tokenizer(prompts)["input_ids"], greedy, [eos], tokenizer.pad_token_id)
+    for row, ref in zip(rows, reference[:, width:].tolist()):
+        cut = ref.index(eos) + 1 if eos in ref else len(ref)
+        assert row == ref[:cut]
+    assert rows[1][-1] == eos and len(rows[1]) <= 4
 
 
 def test_samples_stop_at_the_first_eos_and_keep_prompt_order(tiny_base_dir):
