@@ -66,6 +66,16 @@ def model_folder(args: argparse.Namespace, tmp: Path) -> Path:
     return tmp / "base"
 
 
+def benchmark_parser(doc: str, data: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark here takes: which model, params file and data."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/base", help="Base model folder.")
+    parser.add_argument("--tiny", action="store_true", help="Use a tiny random model instead.")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", default=data)
+    return parser
+
+
 def completion_logps(model, sequences: torch.Tensor, attention: torch.Tensor, prompt_len: int) -> torch.Tensor:
     """Per-token log-probs of the generated part (what GRPO needs from a rollout besides the text)."""
     logits = model(input_ids=sequences, attention_mask=attention).logits[:, prompt_len - 1 : -1]
@@ -154,11 +164,7 @@ def step_split(model_dir: Path, rows: list[dict], config: GRPOStageConfig, args:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/base", help="Base model folder.")
-    parser.add_argument("--tiny", action="store_true", help="Use a tiny random model instead.")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/processed/phases/training_data_phase2_grpo.jsonl")
+    parser = benchmark_parser(__doc__, data="data/processed/phases/training_data_phase2_grpo.jsonl")
     parser.add_argument("--encoder", default="models/encoder")
     parser.add_argument("--reward-model", default="models/reward_model")
     parser.add_argument("--prompts", type=int, help="Prompts per rollout batch (default: grpo.prompts_per_step).")

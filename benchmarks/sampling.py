@@ -12,13 +12,12 @@ this run; asserts nothing (tests/test_sampling.py checks that both draw from the
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from grpo_rollout import generated_tokens, model_folder  # this folder (the script is run as a file)
+from grpo_rollout import benchmark_parser, generated_tokens, model_folder  # this folder (the script is run as a file)
 
 from replyrl.cli import setup_logging
 from replyrl.configs.evaluate import EvaluateConfig
@@ -64,11 +63,7 @@ def compare(model, tokenizer, prompts: list[str], sampling: SamplingConfig, repe
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/base", help="Base model folder.")
-    parser.add_argument("--tiny", action="store_true", help="Use a tiny random model instead.")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", default="data/processed/test_data.jsonl")
+    parser = benchmark_parser(__doc__, data="data/processed/test_data.jsonl")
     parser.add_argument("--repeats", type=int, default=2, help="Timed repeats of each variant.")
     parser.add_argument("--bf16", action="store_true", help="bf16 weights (default float32, what `auto` picks "
                         "on a CPU without AMX).")
