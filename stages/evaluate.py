@@ -34,16 +34,16 @@ def main() -> None:
     parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
     args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig,
                                         "grpo": GRPOStageConfig, "sft": SFTStageConfig})
-    config, seeds = params.evaluate, load_seeds(args.params)
+    config, seeds, grpo = params.evaluate, load_seeds(args.params), params.grpo
     # What the models were trained on is marked in every table: such a metric is not evidence.
-    grpo = params.grpo
-    trained_on = training_objectives(grpo.reward_type, grpo.diversity_weight, grpo.objective,
+    trained_on = training_objectives(grpo.reward_type, grpo.diversity_weight, {run.objective for run in grpo.runs},
                                      params.sft.polychromic.quality, config)
 
-    generations = load_generations(args.generations, config.models, seeds, max(config.pass_at_k.k))
+    models = [*config.models, *(run.model for run in grpo.runs)]
+    generations = load_generations(args.generations, models, seeds, max(config.pass_at_k.k))
     scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size)
-    result = evaluate(generations, scorers, config, read_grpo_kl(args.grpo_metrics, config.grpo_inits, seeds),
-                      trained_on)
+    grpo_kl = read_grpo_kl(args.grpo_metrics, [run.name for run in grpo.runs], seeds)
+    result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs)
 
     write_json(args.metrics, result.metrics)
     with atomic_path(f"{args.plots}/passk.csv") as tmp:

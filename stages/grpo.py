@@ -1,6 +1,6 @@
-"""Stage `grpo`: refine one SFT warm-start with GRPO against the reward (one init x seed).
+"""Stage `grpo`: refine one SFT warm-start with GRPO against the reward (one run of `grpo.runs` x seed).
 
-    python stages/grpo.py --warm-start models/sft/baseline_phase1/seed_42 --seed 42 \
+    python stages/grpo.py --warm-start models/sft/baseline_phase1/seed_42 --objective group --seed 42 \
         --out models/grpo/from_baseline/seed_42 --checkpoints checkpoints/grpo/from_baseline/seed_42 \
         --live dvclive/grpo/from_baseline/seed_42 --metrics metrics/grpo/from_baseline_seed_42.json \
         --plot plots/grpo/from_baseline_seed_42.png
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
-from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.grpo import GRPO_OBJECTIVES, GRPOStageConfig
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.data.gold import gold_monitor, has_context
@@ -32,6 +32,8 @@ logger = logging.getLogger("grpo")
 def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--warm-start", required=True, help="SFT adapter folder (with lineage.json) to start from.")
+    parser.add_argument("--objective", choices=GRPO_OBJECTIVES, default="group",
+                        help="The run's advantage: plain GRPO (`group`) or a set objective (grpo.objective_k).")
     parser.add_argument("--seed", type=int, required=True, help="Training seed (one of `seeds`).")
     parser.add_argument("--data", required=True, help="Phase-2 data.")
     parser.add_argument("--encoder", required=True, help="Sentence-encoder folder.")
@@ -54,8 +56,8 @@ def main() -> None:
     # training, so the monitor cannot fail mid-run (under several processes, one failing rank would hang).
     sample = all(has_context(row) for row in read_jsonl(paths.data))
     metrics = run_grpo(config, paths, prompt=params.prompt, reward=params.reward, seed=args.seed,
-                       encoder_batch_size=params.encoder.batch_size, monitors={"gold": gold_monitor} if sample else None,
-                       dry_run=args.dry_run)
+                       objective=args.objective, encoder_batch_size=params.encoder.batch_size,
+                       monitors={"gold": gold_monitor} if sample else None, dry_run=args.dry_run)
     logger.info("metrics: %s", metrics)
     if not args.dry_run and process_state().is_main_process:
         write_json(args.metrics, metrics)

@@ -7,6 +7,7 @@ an extra one means an unrelated edit reruns it (a 30-minute `dvc repro` for a co
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
@@ -80,3 +81,14 @@ def test_closure_follows_imports_inside_functions_and_packages(tmp_path: Path):
     closure = import_closure(script)
     assert {"replyrl/__init__.py", "replyrl/training/__init__.py", "replyrl/training/report.py", "replyrl/io.py"} <= closure
     assert "replyrl/training/grpo.py" not in closure
+
+
+def test_grpo_runs_read_every_grpo_param_but_the_run_list():
+    # The run's init and objective are in its cmd, so adding a run to grpo.runs reruns no other run;
+    # every other grpo key changes every run. dvc.yaml lists them one by one: keep it in step.
+    from replyrl.configs.grpo import GRPOStageConfig
+
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    listed = {p.removeprefix("grpo.") for p in stages["grpo"]["params"] if isinstance(p, str) and p.startswith("grpo")}
+    fields = {f.name for f in dataclasses.fields(GRPOStageConfig)}
+    assert listed == fields - {"runs"}

@@ -101,15 +101,15 @@ class JudgeConfig:
 
 @dataclass
 class EvaluateConfig:
-    # models: generated per seed of `seeds`; folders models/<base>, models/sft/<name>/seed_<s>, models/grpo/from_<init>/seed_<s>
+    # models: generated per seed of `seeds`; folders models/<base>, models/sft/<name>/seed_<s> (every run of
+    # grpo.runs is evaluated too, from models/grpo/<name>/seed_<s>)
     base_models: list[str] = help_field([], "`[base]` also evaluates the untuned base model.")
     sft_models: list[str] = help_field(
-        ["baseline_full", "polychromic_full", "baseline_phase1", "polychromic_phase1"],
+        ["baseline_phase1", "polychromic_phase1"],
         "SFT adapters; `<method>_phase1` are the GRPO warm-starts each GRPO model is compared with.",
     )
-    grpo_inits: list[str] = help_field(["baseline", "polychromic"], "GRPO runs, named grpo_from_<init>.")
     # test prompts and sampling (the `generate` stage)
-    max_prompts: int | None = help_field(24, "Evaluate this many test tweets (a seeded random choice); null = all.")
+    max_prompts: int | None = help_field(16, "Evaluate this many test tweets (a seeded random choice); null = all.")
     prompt_seed: int = help_field(0, "Seed of the choice of test tweets.")
     n_samples: int = help_field(10, "Sampled replies per tweet (>= the largest k of Pass@k).")
     temperature: float = help_field(0.8, "Sampling temperature.")
@@ -143,5 +143,6 @@ class EvaluateConfig:
 
     @property
     def models(self) -> list[str]:
-        """Every evaluated model's name, as used in `data/generations/<name>/` and the metric keys."""
-        return [*self.base_models, *self.sft_models, *(f"grpo_from_{init}" for init in self.grpo_inits)]
+        """The base and SFT models' names, as used in `data/generations/<name>/` and the metric keys (the
+        GRPO runs, `GRPORun.model`, come from grpo.runs)."""
+        return [*self.base_models, *self.sft_models]

@@ -6,6 +6,7 @@ recipe differs from these CPU-demo values.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from math import comb
 from typing import ClassVar
@@ -18,6 +19,7 @@ GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 GRPO_SCALE_REWARDS = ("group", "batch", "none")
 GRPO_OBJECTIVES = ("group", "max_at_k", "polychromic")
 VLLM_MODES = ("colocate", "server")
+SFT_METHODS = ("baseline", "polychromic")  # the warm-starts: models/sft/<method>_phase1
 MAX_SUBSETS = 5000  # polychromic enumerates the C(G, k) subsets of each group, in Python
 
 
@@ -34,7 +36,40 @@ class GRPOLoraConfig(LoraParams):
 
 
 @dataclass
+class GRPORun:
+    """One GRPO run of the matrix (trained for every seed): a warm-start and an objective."""
+
+    name: str = help_field(help="Folder and model name: models/grpo/<name>/seed_<s>, evaluated as grpo_<name>.")
+    init: str = help_field(help="Warm-start: the phase-1 SFT of this method (models/sft/<init>_phase1).")
+    objective: str = help_field(
+        "group", "`group`: TRL's group-normalised reward (plain GRPO); `max_at_k`: the unbiased max@k set objective "
+                 "(PKPO; Pass@k with objective_threshold); `polychromic`: mean reward x diversity of k-subsets. "
+                 "Set objectives credit each reply with its marginal contribution to the k-subsets that hold it.",
+    )
+
+    def __post_init__(self) -> None:
+        check(re.fullmatch(r"[a-z0-9_]+", self.name or "") is not None, "grpo.runs[].name", self.name,
+              "must be lower-case letters, digits and _ (it names folders and metric keys)")
+        check(self.init in SFT_METHODS, f"grpo.runs[{self.name}].init", self.init, f"choose one of {SFT_METHODS}")
+        check(self.objective in GRPO_OBJECTIVES, f"grpo.runs[{self.name}].objective", self.objective,
+              f"choose one of {GRPO_OBJECTIVES}")
+
+    @property
+    def model(self) -> str:
+        """The evaluated model's name: `data/generations/grpo_<name>/` and the metric keys."""
+        return f"grpo_{self.name}"
+
+
+DEFAULT_RUNS = [GRPORun("from_baseline", "baseline"), GRPORun("from_polychromic", "polychromic")]
+
+
+@dataclass
 class GRPOStageConfig:
+    runs: list[GRPORun] = help_field(
+        DEFAULT_RUNS, "The GRPO runs (warm-start x objective), each trained for every seed; a list, so the default "
+                      "need not train the full product. The verdicts compare each set objective with the `group` run "
+                      "from the same warm-start.",
+    )
     # reward
     reward_type: str = help_field("heuristic", "`heuristic`, `learned`, or `mix` (the two weighted by the mix_* weights).")
     mix_heuristic_weight: float = help_field(0.5, "Heuristic's weight when reward_type=mix.")
@@ -48,7 +83,7 @@ class GRPOStageConfig:
     top_p: float = help_field(0.9, "Nucleus sampling threshold of the rollouts.")
     max_completion_length: int = help_field(32, "Max new tokens per reply.")
     prompts_per_step: int = help_field(
-        4, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
+        2, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
     )
     # vLLM rollouts (GPU only, off by default): TRL's own vLLM path replaces replyrl's sampler
     use_vllm: bool = help_field(False, "Generate the rollouts with vLLM through TRL (needs a CUDA GPU and `vllm`).")
@@ -59,12 +94,7 @@ class GRPOStageConfig:
     vllm_server_base_url: str | None = help_field(
         None, "server: the `trl vllm-serve` URL (e.g. http://10.0.0.2:8000); null = TRL's default host and port."
     )
-    # objective
-    objective: str = help_field(
-        "group", "`group`: TRL's group-normalised reward (plain GRPO); `max_at_k`: the unbiased max@k set objective "
-                 "(PKPO; Pass@k with objective_threshold); `polychromic`: mean reward x diversity of k-subsets. "
-                 "Set objectives credit each reply with its marginal contribution to the k-subsets that hold it.",
-    )
+    # set objectives (the runs' `objective`)
     objective_k: int = help_field(2, "k of the set objectives (1 <= k <= num_generations; polychromic needs k >= 2).")
     objective_threshold: float | None = help_field(
         None, "max_at_k only: score a reply 1 if its reward >= this, else 0 (Pass@k); null = the reward itself."
@@ -85,7 +115,7 @@ class GRPOStageConfig:
     lr_scheduler_type: str = help_field("constant", "transformers scheduler name.")
     max_grad_norm: float = help_field(1.0, "Gradient-norm clip.")
     gradient_accumulation_steps: int = help_field(1, "Micro-batches per optimizer step.")
-    max_steps: int = help_field(14, "Optimizer steps (`--max-steps` overrides).")
+    max_steps: int = help_field(10, "Optimizer steps (`--max-steps` overrides).")
     lora: GRPOLoraConfig = field(default_factory=GRPOLoraConfig)
     bf16: Bf16 = help_field(
         "auto", "`auto` (bf16 weights + autocast where the hardware runs bf16 natively), true or false."
@@ -102,8 +132,7 @@ class GRPOStageConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("reward_type", GRPO_REWARD_TYPES), ("loss_type", GRPO_LOSS_TYPES),
-                              ("scale_rewards", GRPO_SCALE_REWARDS), ("objective", GRPO_OBJECTIVES),
-                              ("vllm_mode", VLLM_MODES)):
+                              ("scale_rewards", GRPO_SCALE_REWARDS), ("vllm_mode", VLLM_MODES)):
             check(getattr(self, name) in choices, f"grpo.{name}", getattr(self, name), f"choose one of {choices}")
         check(self.num_generations >= 2, "grpo.num_generations", self.num_generations,
               "must be >= 2 (advantages compare replies in a group)")
@@ -112,13 +141,18 @@ class GRPOStageConfig:
         if self.reward_type == "mix":
             check(self.mix_heuristic_weight + self.mix_learned_weight > 0, "grpo.mix_heuristic_weight",
                   self.mix_heuristic_weight, "reward_type mix needs mix_heuristic_weight + mix_learned_weight > 0")
-        low = 2 if self.objective == "polychromic" else 1
+        names = [run.name for run in self.runs]
+        check(len(set(names)) == len(names), "grpo.runs", names, "every run needs its own name")
+        pairs = [(run.init, run.objective) for run in self.runs]
+        check(len(set(pairs)) == len(pairs), "grpo.runs", pairs, "a warm-start x objective is listed twice")
+        objectives = {run.objective for run in self.runs}
+        low = 2 if "polychromic" in objectives else 1
         check(low <= self.objective_k <= self.num_generations, "grpo.objective_k", self.objective_k,
-              f"must be in {low}..num_generations ({self.num_generations}) for objective {self.objective}")
-        check(self.objective != "polychromic" or comb(self.num_generations, self.objective_k) <= MAX_SUBSETS,
+              f"must be in {low}..num_generations ({self.num_generations}) for objectives {sorted(objectives)}")
+        check("polychromic" not in objectives or comb(self.num_generations, self.objective_k) <= MAX_SUBSETS,
               "grpo.objective_k", self.objective_k,
               f"C(num_generations, objective_k) must be <= {MAX_SUBSETS} (the polychromic objective enumerates subsets)")
-        check(self.objective_threshold is None or self.objective == "max_at_k", "grpo.objective_threshold",
+        check(self.objective_threshold is None or "max_at_k" in objectives, "grpo.objective_threshold",
               self.objective_threshold, "only objective max_at_k takes a threshold; set it to null")
         check_sampling("grpo", self.temperature, self.top_p)
         check(0 < self.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",

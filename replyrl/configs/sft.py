@@ -31,10 +31,10 @@ class SFTTrainConfig:
     per_device_eval_batch_size: int = help_field(16, "Validation rows per device per batch.")
     gradient_accumulation_steps: int = help_field(1, "Micro-batches per optimiser step.")
     max_length: int = help_field(256, "Prompt + reply tokens kept (longer rows are cut at the end).")
-    max_steps: int = help_field(20, "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale).")
-    logging_steps: int = help_field(5, "Log train metrics every N steps.")
-    eval_steps: int = help_field(10, "Validation loss every N steps (and at the last step).")
-    save_steps: int = help_field(10, "Checkpoint every N steps (a multiple of eval_steps, for best-model selection).")
+    max_steps: int = help_field(12, "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale).")
+    logging_steps: int = help_field(4, "Log train metrics every N steps.")
+    eval_steps: int = help_field(12, "Validation loss every N steps (and at the last step).")
+    save_steps: int = help_field(12, "Checkpoint every N steps (a multiple of eval_steps, for best-model selection).")
     save_total_limit: int = help_field(2, "Checkpoints kept (the best one is always kept).")
     train_sampling_strategy: str = help_field(
         "group_by_length", "`group_by_length` batches rows of similar length (less padding), or `random`."
@@ -82,7 +82,7 @@ class PolychromicTermConfig:
 
     polychromic_coef: float = help_field(0.3, "λ: weight of the set-advantage term in the loss.")
     num_generations: int = help_field(4, "Replies sampled per prompt to form a set (>= 3).")
-    generation_steps: int = help_field(5, "Compute the term every N optimiser steps.")
+    generation_steps: int = help_field(4, "Compute the term every N optimiser steps.")
     max_generation_prompts: int = help_field(2, "At most this many prompts of a micro-batch get sets.")
     temperature: float = help_field(1.0, "Sampling temperature of the sets.")
     top_p: float = help_field(0.95, "Nucleus mass of the sets.")
@@ -111,6 +111,11 @@ class PolychromicSFTParams(PolychromicTermConfig):
 
 @dataclass
 class SFTStageConfig:
+    datasets: list[str] = help_field(
+        ["phase1"], "Training data of the sft matrix: `phase1` (the GRPO warm-starts) and/or `full` (all training "
+                    "data, the recipe's one-phase arm). The CPU demo trains phase1 only: at its max_steps a full run "
+                    "sees no more rows than a phase-1 run, only others (README).",
+    )
     validation_fraction: float = help_field(
         0.01, "Share of the training groups (conversations, else tweets) held out, whole, for eval loss."
     )
@@ -123,3 +128,5 @@ class SFTStageConfig:
     def __post_init__(self) -> None:
         check(0.0 < self.validation_fraction < 1.0, "sft.validation_fraction", self.validation_fraction,
               "must be in (0, 1)")
+        check(bool(self.datasets) and set(self.datasets) <= set(SFT_DATA) and len(set(self.datasets)) == len(self.datasets),
+              "sft.datasets", self.datasets, f"must list some of {SFT_DATA}, each once")

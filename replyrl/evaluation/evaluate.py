@@ -15,7 +15,7 @@ proxy shows as a gap between the two.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.grpo import GRPORun
 from replyrl.configs.reward import RewardConfig
 from replyrl.data.gold import context_of, gold_scores
 from replyrl.data.schema import CONTEXT_FIELD
@@ -76,7 +77,7 @@ class Evaluation:
     models: list[str]
     seeds: list[int]
     thresholds: dict[str, np.ndarray]  # per reported judge (the first is the Pass@k judge), one per tweet
-    grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_from_<init>/seed_<seed>
+    grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_<name>/seed_<seed>
     bertscore_model: str
     trained_on: dict[str, str]  # metric -> what trained on it (`training_objectives`)
 
@@ -133,17 +134,18 @@ def load_generations(
     return generations
 
 
-def read_grpo_kl(folder: str | Path, inits: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
-    """Final KL of every GRPO run, keyed ``grpo_from_<init>/seed_<seed>``; runs without one are left out."""
+def read_grpo_kl(folder: str | Path, runs: Sequence[str], seeds: Sequence[int]) -> dict[str, float]:
+    """Final KL of every GRPO run (``grpo.runs`` names), keyed ``grpo_<name>/seed_<seed>``; runs without one
+    are left out."""
     kls = {}
-    for init in inits:
+    for run in runs:
         for seed in seeds:
-            path = Path(folder, f"from_{init}_seed_{seed}.json")
+            path = Path(folder, f"{run}_seed_{seed}.json")
             value = read_json(path).get(GRPO_KL_KEY) if path.exists() else None
             if value is None:
                 logger.warning("%s has no %r: the KL criterion skips this run", path, GRPO_KL_KEY)
             else:
-                kls[f"grpo_from_{init}/seed_{seed}"] = float(value)
+                kls[f"grpo_{run}/seed_{seed}"] = float(value)
     return kls
 
 
@@ -348,14 +350,19 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
     return {k: finite_or_none(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
 
 
-def verdict_pairs(models: Sequence[str], config: EvaluateConfig) -> list[tuple[str, str, str]]:
-    """The recipe's comparisons among the evaluated ``models``, as (model, other, question), then the
-    configured extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
-    inits = [m.removeprefix("grpo_from_") for m in models if m.startswith("grpo_from_")]
-    wanted = [(f"grpo_from_{i}", f"{i}_phase1", "GRPO vs its own warm-start") for i in inits]
+def verdict_pairs(models: Sequence[str], config: EvaluateConfig,
+                  grpo_runs: Sequence[GRPORun] = ()) -> list[tuple[str, str, str]]:
+    """The recipe's comparisons among the evaluated ``models``, as (model, other, question), each set
+    objective of ``grpo_runs`` against the `group` run from the same warm-start, then the configured
+    extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
+    group = {run.init: run.model for run in grpo_runs if run.objective == "group"}
+    wanted = [(m, f"{init}_phase1", "GRPO vs its own warm-start") for init, m in group.items()]
     wanted += [(f"polychromic_{d}", f"baseline_{d}", f"polychromic vs plain SFT ({d} data)") for d in ("full", "phase1")]
-    wanted += [("grpo_from_polychromic", "grpo_from_baseline", "GRPO from the polychromic vs the plain warm-start")]
-    wanted += [(f"grpo_from_{i}", f"{i}_full", "two-phase (SFT + GRPO) vs SFT on all the data") for i in inits]
+    if {"baseline", "polychromic"} <= set(group):
+        wanted += [(group["polychromic"], group["baseline"], "GRPO from the polychromic vs the plain warm-start")]
+    wanted += [(m, f"{init}_full", "two-phase (SFT + GRPO) vs SFT on all the data") for init, m in group.items()]
+    wanted += [(run.model, group[run.init], f"GRPO {run.objective} vs group objective (same warm-start)")
+               for run in grpo_runs if run.objective != "group" and run.init in group]
     wanted += [(a, b, "configured") for a, b in config.significance.pairs]
     pairs, seen = [], set()
     for a, b, question in wanted:
@@ -376,16 +383,17 @@ def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[st
     return [f"pass@{max(config.pass_at_k.k)}", quality, "semantic_diversity"]
 
 
-def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None) -> pd.DataFrame:
+def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None,
+             grpo_runs: Sequence[GRPORun] = ()) -> pd.DataFrame:
     """The verdict table: one row per (comparison, metric) with the paired difference (every conversation
     weighs the same), its CI and p-value (seeds and conversations both random: `stats.paired_effect`),
     the p-value adjusted over the whole table, d_z, the minimum detectable difference and the verdict:
     ``better``, ``worse`` or ``no difference detected``; with one seed ``no verdict (one seed)``, since
     training variance is then not measured. CIs and detectable differences are Bonferroni-simultaneous
     over the table's m tests (level alpha / m). ``trained_on`` marks metrics that were a training
-    objective (not evidence)."""
+    objective (not evidence); ``grpo_runs`` (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
     sig = config.significance
-    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config)
+    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
     metrics = verdict_metrics(per_prompt, config)
     if per_prompt["group_id"].nunique() < 2:
         logger.warning("verdicts: need at least 2 test conversations, got %d", per_prompt["group_id"].nunique())
@@ -434,12 +442,12 @@ def verdict_table_metrics(table: pd.DataFrame) -> dict[str, float | None]:
     return out
 
 
-def training_objectives(reward_type: str, diversity_weight: float, objective: str, polychromic_quality: str,
-                        config: EvaluateConfig) -> dict[str, str]:
+def training_objectives(reward_type: str, diversity_weight: float, objectives: Collection[str],
+                        polychromic_quality: str, config: EvaluateConfig) -> dict[str, str]:
     """Which evaluation columns some model was trained on, and by what: such a metric is not evidence.
 
-    ``reward_type``, ``diversity_weight``, ``objective``: the grpo params; ``polychromic_quality``:
-    sft.polychromic.quality (the polychromic set score is quality x encoder diversity).
+    ``reward_type``, ``diversity_weight``: the grpo params; ``objectives``: those of grpo.runs;
+    ``polychromic_quality``: sft.polychromic.quality (the polychromic set score is quality x encoder diversity).
     """
     marks: dict[str, list[str]] = {}
     if reward_type in ("heuristic", "mix"):
@@ -451,7 +459,7 @@ def training_objectives(reward_type: str, diversity_weight: float, objective: st
     marks.setdefault("semantic_diversity", []).append("polychromic SFT")
     if diversity_weight > 0:
         marks["semantic_diversity"].append("GRPO diversity bonus")
-    if objective == "polychromic":
+    if "polychromic" in objectives:
         marks["semantic_diversity"].append("GRPO objective")
     columns = {"learned": "predicted_engagement", "heuristic": "heuristic_reward"}
     judge = config.pass_at_k.judge
@@ -466,14 +474,16 @@ def training_objectives(reward_type: str, diversity_weight: float, objective: st
 def evaluate(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
     grpo_kl: dict[str, float] | None = None, trained_on: dict[str, str] | None = None,
+    grpo_runs: Sequence[GRPORun] = (),
 ) -> Evaluation:
     """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`).
 
-    ``trained_on`` (`training_objectives`) marks the columns some model was trained on.
+    ``trained_on`` (`training_objectives`) marks the columns some model was trained on; ``grpo_runs``
+    (grpo.runs) name the GRPO models' warm-starts and objectives for the verdict table.
     """
     per_prompt, thresholds, rates = per_prompt_metrics(generations, scorers, config)
     metrics, passk = summarise(per_prompt, config)
-    table = verdicts(per_prompt, config, trained_on)
+    table = verdicts(per_prompt, config, trained_on, grpo_runs)
     metrics.update(verdict_table_metrics(table))
     models = list(dict.fromkeys(model for model, _ in generations))
     seeds = list(dict.fromkeys(seed for _, seed in generations))

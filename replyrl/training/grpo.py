@@ -108,6 +108,7 @@ def run_grpo(
     prompt: PromptConfig,
     reward: RewardConfig,
     seed: int,
+    objective: str = "group",
     encoder_batch_size: int = 64,
     reward_funcs: Sequence[tuple[RewardFunc, float]] | None = None,
     monitors: Mapping[str, Monitor] | None = None,
@@ -115,6 +116,7 @@ def run_grpo(
 ) -> dict[str, Any]:
     """Train a new LoRA adapter with GRPO on top of the merged warm-start; return the stage metrics.
 
+    ``objective`` is the run's advantage: ``group`` (plain GRPO) or a set objective (`GRPORun`).
     The rewards are the weighted terms of ``config`` (`reward_weights`) built from ``reward``, the
     encoder and the reward model, unless ``reward_funcs`` gives (function, weight) pairs. ``monitors``
     score every rollout for the logs and metrics only (`grpo_trainer.Monitor`). A killed
@@ -126,7 +128,7 @@ def run_grpo(
         check_vllm("grpo.use_vllm")  # before minutes of loading, not deep inside TRL
     if dry_run:
         config = dataclasses.replace(config, max_steps=1)
-    needs_encoder = reward_funcs is None or config.objective == "polychromic"
+    needs_encoder = reward_funcs is None or objective == "polychromic"
     encoder = load_encoder(paths.encoder) if needs_encoder else None
     if reward_funcs is None:
         weights = reward_weights(config)
@@ -137,7 +139,9 @@ def run_grpo(
     names = [f.__name__ for f in funcs]
     inputs = [p for p in (paths.warm_start, paths.data, paths.encoder) if p is not None]
     inputs += [paths.reward_model] if "learned" in names and paths.reward_model is not None else []
-    params = {"grpo": to_dict(config), "prompt": to_dict(prompt), "reward": to_dict(reward), "seed": seed}
+    # grpo.runs is left out: adding a run to the list changes nothing about this one.
+    grpo = {key: value for key, value in to_dict(config).items() if key != "runs"}
+    params = {"grpo": grpo, "objective": objective, "prompt": to_dict(prompt), "reward": to_dict(reward), "seed": seed}
 
     model, tokenizer = load_policy(paths.warm_start, merge=True)
     check_lora_targets(model, config.lora.target_modules, f"{config.lora.SECTION}.target_modules")
@@ -156,7 +160,7 @@ def run_grpo(
             callbacks.append(dvclive_callback(live))
         trainer = build_trainer(config, model, tokenizer, dataset, funcs, weights, run.checkpoints, seed, callbacks,
                                 embed=encoder and functools.partial(encode, encoder, batch_size=encoder_batch_size),
-                                monitors=monitors)
+                                monitors=monitors, objective=objective)
         logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
                     len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
                     dict(zip(trainer.reward_func_names, weights)))

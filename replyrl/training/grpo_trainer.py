@@ -108,7 +108,7 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
         return rewards_per_func
 
     def _set_advantages(self, local: int) -> torch.Tensor:
-        """This process's ``local`` advantages under ``self.objective`` (max_at_k scaled like TRL's, `scale_rewards`)."""
+        """This process's ``local`` advantages under ``self.objective``, scaled by their spread (`scale_rewards`)."""
         rewards_per_func, completions = self._gathered
         if torch.isnan(rewards_per_func).any():
             # TRL drops unscored completions from its group statistics; a subset's max or diversity cannot.
@@ -123,13 +123,16 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
         advantages = torch.as_tensor(
             set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float32
         )
-        # max_at_k is scaled as TRL scales the group objective, so k = 1 is exactly plain GRPO. The polychromic
-        # advantages are not proportional to the rewards' spread (tied rewards still differ in diversity):
-        # dividing by the reward std would blow them up, so they are left unscaled.
-        if self.objective.name == "max_at_k" and self.scale_rewards == "group":
-            advantages = advantages / (torch.as_tensor(groups).std(dim=1, keepdim=True).float() + 1e-4)
-        elif self.objective.name == "max_at_k" and self.scale_rewards == "batch":
-            advantages = advantages / (torch.as_tensor(groups).std().float() + 1e-4)
+        # Scaled as TRL scales the group objective's (`scale_rewards`), but by the spread of the advantages
+        # themselves: for k = 1 (advantages r - mean r) that is the rewards' std, so max_at_k is then exactly
+        # plain GRPO, and every objective takes steps of the same size, so a comparison of objectives is one
+        # of where the credit goes, not of a learning rate. (The rewards' std would not do: it shrinks a
+        # max@k step as k grows and blows up polychromic advantages of tied rewards, which still differ in
+        # diversity.)
+        if self.scale_rewards == "group":
+            advantages = advantages / (advantages.std(dim=1, keepdim=True) + 1e-4)
+        elif self.scale_rewards == "batch":
+            advantages = advantages / (advantages.std() + 1e-4)
         advantages = advantages.flatten().to(rewards.device)
         start = self.accelerator.process_index * local
         return advantages[start : start + local]
@@ -240,9 +243,11 @@ def build_trainer(
     callbacks: Sequence[TrainerCallback] = (),
     embed: Embed | None = None,
     monitors: Mapping[str, Monitor] | None = None,
+    objective: str = "group",
 ) -> ReplyGRPOTrainer:
     """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top.
 
+    ``objective`` is a run's (`GRPORun.objective`): ``group`` or a set objective with ``config.objective_k``.
     ``embed`` is needed by the polychromic objective only; ``monitors`` are logged, never trained on.
     """
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
@@ -263,7 +268,7 @@ def build_trainer(
         callbacks=list(callbacks),
         advantage_clip=config.advantage_clip,
         monitors=monitors,
-        objective=None if config.objective == "group" else SetObjective(
-            config.objective, config.objective_k, config.objective_threshold,
-            embed if config.objective == "polychromic" else None),
+        objective=None if objective == "group" else SetObjective(
+            objective, config.objective_k, config.objective_threshold if objective == "max_at_k" else None,
+            embed if objective == "polychromic" else None),
     )

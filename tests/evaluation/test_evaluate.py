@@ -9,8 +9,10 @@ import pytest
 from scipy import stats
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, SignificanceConfig
+from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun
 from replyrl.evaluation.evaluate import (
     evaluate,
+    verdict_pairs,
     load_generations,
     read_grpo_kl,
     training_objectives,
@@ -20,13 +22,14 @@ from replyrl.metrics.stats import adjust_pvalues
 from tests.evaluation.conftest import make_rows
 
 MODELS = ["baseline_full", "grpo_from_polychromic"]
+RUNS = [GRPORun("from_polychromic", "polychromic")]  # grpo.runs: the GRPO model above, plain GRPO
 
 
 def config(**kwargs) -> EvaluateConfig:
     """The learned judge and the median criterion unless a test says otherwise (the defaults, gold and
     per_tweet, have tests of their own)."""
     kwargs.setdefault("pass_at_k", PassAtKConfig(judge="learned", threshold="median"))
-    return EvaluateConfig(sft_models=["baseline_full"], grpo_inits=["polychromic"], **kwargs)
+    return EvaluateConfig(sft_models=["baseline_full"], **kwargs)
 
 
 def generations(seeds=(1,)) -> dict:
@@ -93,7 +96,8 @@ def verdict_generations(seeds=(1, 2, 3)) -> dict:
 
 
 def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers) -> None:
-    result = evaluate(verdict_generations(), scorers, config(), trained_on={"semantic_diversity": "polychromic SFT"})
+    result = evaluate(verdict_generations(), scorers, config(), trained_on={"semantic_diversity": "polychromic SFT"},
+                      grpo_runs=RUNS)
     table = result.verdicts
     pairs = set(zip(table.model, table.other))
     assert pairs == {("grpo_from_polychromic", "polychromic_phase1"), ("grpo_from_polychromic", "polychromic_full")}
@@ -109,8 +113,26 @@ def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers
     assert (table[table.metric == "semantic_diversity"].trained_on == "polychromic SFT").all()
 
 
+def test_each_set_objective_is_compared_with_group_grpo_from_the_same_warm_start() -> None:
+    runs = [*DEFAULT_RUNS, GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k"),
+            GRPORun("polychromic_from_baseline", "baseline", "polychromic"), GRPORun("max_at_k_only", "baseline", "max_at_k")]
+    models = ["baseline_full", "polychromic_full", "baseline_phase1", "polychromic_phase1",
+              *(run.model for run in runs)]
+    pairs = {(a, b): q for a, b, q in verdict_pairs(models, config(), runs)}
+    assert pairs[("grpo_max_at_k_from_polychromic", "grpo_from_polychromic")].startswith("GRPO max_at_k vs group")
+    assert ("grpo_polychromic_from_baseline", "grpo_from_baseline") in pairs
+    assert ("grpo_max_at_k_only", "grpo_from_baseline") in pairs
+    # Group runs keep the recipe's rows; a set objective is judged against group GRPO only (a smaller family).
+    assert ("grpo_from_polychromic", "grpo_from_baseline") in pairs and ("grpo_from_baseline", "baseline_full") in pairs
+    assert not any(a == "grpo_max_at_k_from_polychromic" and b != "grpo_from_polychromic" for a, b in pairs)
+    assert len(pairs) == 7 + 3
+    # Without a group run from its warm-start, a set objective has nothing to be compared with.
+    alone = [GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k")]
+    assert not [p for p in verdict_pairs(models, config(), alone) if p[0].startswith("grpo_")]
+
+
 def test_one_seed_gives_no_verdict(scorers) -> None:
-    result = evaluate(verdict_generations(seeds=(1,)), scorers, config())
+    result = evaluate(verdict_generations(seeds=(1,)), scorers, config(), grpo_runs=RUNS)
     assert (result.verdicts.verdict == "no verdict (one seed)").all()
     assert (result.verdicts.level == "checkpoint").all()
     assert result.metrics["verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@10.verdict"] is None
@@ -134,12 +156,12 @@ def test_per_tweet_criterion_on_hand_made_scores(scorers) -> None:
 
 
 def test_trained_on_marks_follow_the_training_params() -> None:
-    marks = training_objectives("heuristic", 0.1, "group", "heuristic", config(pass_at_k=PassAtKConfig(judge="heuristic")))
+    marks = training_objectives("heuristic", 0.1, {"group"}, "heuristic", config(pass_at_k=PassAtKConfig(judge="heuristic")))
     assert marks["heuristic_reward"] == "GRPO reward, polychromic SFT"
     assert marks["pass@10"] == marks["heuristic_reward"]  # a Pass@k judged by a training reward is marked too
     assert marks["semantic_diversity"] == "polychromic SFT, GRPO diversity bonus"
     assert "predicted_engagement" not in marks and "gold_score" not in marks
-    marks = training_objectives("learned", 0.0, "group", "none", config(pass_at_k=PassAtKConfig(judge="gold")))
+    marks = training_objectives("learned", 0.0, {"group", "max_at_k"}, "none", config(pass_at_k=PassAtKConfig(judge="gold")))
     assert marks["predicted_engagement"] == "GRPO reward" and marks["pass@10_learned"] == "GRPO reward"
     assert "pass@10" not in marks and "heuristic_reward" not in marks
 
@@ -147,7 +169,8 @@ def test_trained_on_marks_follow_the_training_params() -> None:
 def test_final_kl_is_read_per_grpo_run(tmp_path) -> None:
     write_json(tmp_path / "from_polychromic_seed_1.json", {"kl/final": 2.5})
     write_json(tmp_path / "from_baseline_seed_1.json", {"kl/final": None})
-    assert read_grpo_kl(tmp_path, ["polychromic", "baseline", "missing"], [1]) == {"grpo_from_polychromic/seed_1": 2.5}
+    assert read_grpo_kl(tmp_path, ["from_polychromic", "from_baseline", "missing"], [1]) == {
+        "grpo_from_polychromic/seed_1": 2.5}
 
 
 def test_load_generations_checks_files(tmp_path) -> None:

@@ -95,7 +95,7 @@ def test_cost_estimate_is_printed_before_calls(server, tmp_path, monkeypatch, ca
 def test_llm_as_pass_judge_in_evaluate(server, tmp_path, monkeypatch, scorers) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
     config = EvaluateConfig(
-        sft_models=["baseline_full"], grpo_inits=[], pass_at_k=PassAtKConfig(judge="llm", k=[1, 2]), n_samples=2,
+        sft_models=["baseline_full"], pass_at_k=PassAtKConfig(judge="llm", k=[1, 2]), n_samples=2,
         judge=judge_config(server, tmp_path),
     )
     # sample 1 beats the human reply, sample 0 loses -> 1 of 2 samples pass on every tweet
@@ -111,7 +111,7 @@ def test_llm_as_pass_judge_in_evaluate(server, tmp_path, monkeypatch, scorers) -
 
 def test_evaluate_without_a_key_still_succeeds(server, tmp_path, monkeypatch, scorers) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    config = EvaluateConfig(sft_models=["baseline_full"], grpo_inits=[], judge=judge_config(server, tmp_path))
+    config = EvaluateConfig(sft_models=["baseline_full"], judge=judge_config(server, tmp_path))
     m = evaluate({("baseline_full", 1): make_rows(lambda i, j: f"reply {j}")}, scorers, config).metrics
     assert m["baseline_full.llm_judged"] == 0 and m["baseline_full.llm_win_rate"] is None
     assert m["baseline_full.pass@10"] == 0.0 and not server.requests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
+from replyrl.configs.grpo import GRPORun
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.report import check_criteria, plot_diversity_quality, plot_passk, render_report
 from tests.evaluation.conftest import make_rows
@@ -13,7 +14,7 @@ from tests.evaluation.conftest import make_rows
 def run(scorers, seeds=(7,)):
     # The learned judge: under the gold (see conftest) "good good good" would be a gamed reply and fail.
     # Per tweet, a sample passes when it is as good as the best human reply ("good human reply i": 1).
-    config = EvaluateConfig(sft_models=["polychromic_full"], grpo_inits=["polychromic"], report_examples=2,
+    config = EvaluateConfig(sft_models=["polychromic_full"], report_examples=2,
                             pass_at_k=PassAtKConfig(judge="learned"))
     gens = {}
     for seed in seeds:
@@ -22,7 +23,8 @@ def run(scorers, seeds=(7,)):
         # the proposed model: always passes, but repeats itself and shares no words with the humans
         gens["grpo_from_polychromic", seed] = make_rows(lambda i, j: "good good good")
     kl = {f"grpo_from_polychromic/seed_{seed}": 12.0 for seed in seeds}
-    return evaluate(gens, scorers, config, kl, trained_on={"semantic_diversity": "polychromic SFT"}), gens, config
+    runs = [GRPORun("from_polychromic", "polychromic")]
+    return evaluate(gens, scorers, config, kl, trained_on={"semantic_diversity": "polychromic SFT"}, grpo_runs=runs), gens, config
 
 
 @pytest.fixture

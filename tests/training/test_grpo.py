@@ -95,8 +95,9 @@ def phase2_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def train(config: GRPOStageConfig, paths: GRPOPaths, reward_funcs: list) -> dict:
-    return run_grpo(config, paths, prompt=PROMPT, reward=RewardConfig(), seed=0, reward_funcs=reward_funcs)
+def train(config: GRPOStageConfig, paths: GRPOPaths, reward_funcs: list, objective: str = "group") -> dict:
+    return run_grpo(config, paths, prompt=PROMPT, reward=RewardConfig(), seed=0, reward_funcs=reward_funcs,
+                    objective=objective)
 
 
 def logits(model: torch.nn.Module, tokenizer, text: str = "a tweet and its reply") -> torch.Tensor:
@@ -277,22 +278,69 @@ def test_set_objective_advantages_replace_trls(warm_start: Path):
     # k = 1 is the mean-reward objective: exactly TRL's group-normalised advantages.
     trainer.objective = SetObjective("max_at_k", k=1)
     torch.testing.assert_close(trainer._set_advantages(len(batch)), trls)
-    # k = 2: the max@2 marginal contributions, scaled by the group's reward std as TRL scales.
+    # k = 2: the max@2 marginal contributions, scaled by their own spread in the group (as TRL scales).
     trainer.objective = SetObjective("max_at_k", k=2)
-    expected = np.concatenate([max_at_k_advantages(r, 2) / (r.std(ddof=1) + 1e-4) for r in rewards])
+    raw = [max_at_k_advantages(r, 2) for r in rewards]
+    expected = np.concatenate([a / (a.std(ddof=1) + 1e-4) for a in raw])
     torch.testing.assert_close(trainer._set_advantages(len(batch)), torch.as_tensor(expected, dtype=torch.float32))
+
+
+def completion_logps(trainer, inputs) -> torch.Tensor:
+    """Sum of each completion's token log-probs under the trainer's current policy."""
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+    with torch.no_grad():
+        logps = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, inputs["completion_ids"].size(1))[0]
+    return (logps * inputs["completion_mask"]).sum(dim=1)
+
+
+def test_a_max_at_k_step_raises_the_best_completion_more_than_a_group_step(warm_start: Path):
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_step")
+    inputs = trainer._generate_and_score_completions(batch)  # fixed rollouts: both steps train on the same ones
+    # Hand-set rewards, distinct within each group so "best" is strict; group 2 in another order.
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 3.5, 1.5]).unsqueeze(1)
+    trainer._gathered = (rewards, None)
+    best = torch.tensor([3, 6])
+    groups = rewards.view(2, 4)
+    group = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).flatten()
+    trainer.objective = SetObjective("max_at_k", k=2)
+    max_at_k = trainer._set_advantages(len(batch))
+    start = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
+    before = completion_logps(trainer, inputs)
+
+    def one_step(advantages: torch.Tensor) -> torch.Tensor:
+        """The best completions' log-prob gain from one plain gradient step on the GRPO loss."""
+        with torch.no_grad():
+            for name, p in trainer.model.named_parameters():
+                if p.requires_grad:
+                    p.copy_(start[name])
+                    p.grad = None
+        trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(), which this step skips
+        trainer.compute_loss(trainer.model, {**inputs, "advantages": advantages}).backward()
+        with torch.no_grad():
+            for p in trainer.model.parameters():
+                if p.grad is not None:
+                    p -= 0.5 * p.grad  # small enough for the first-order regime, large enough to see
+        return (completion_logps(trainer, inputs) - before)[best]
+
+    # Same scale (unit spread per group), other credit: max@2 puts more of it on each group's best reply.
+    assert (max_at_k[best] > group[best]).all()
+    gain_max_at_k, gain_group = one_step(max_at_k), one_step(group)
+    # (On this random tiny model a group step can even lower a best reply: its credit is spread over the
+    # second best, whose tokens it shares.)
+    assert (gain_max_at_k > 0).all() and (gain_max_at_k > gain_group).all()
 
 
 def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, phase2_file: Path, tmp_path: Path,
                                                             encoder_dir: Path):
-    config = tiny_config(objective="polychromic", objective_k=2, sample_every=100, sample_prompts=1)
+    config = tiny_config(objective_k=2, sample_every=100, sample_prompts=1)
     paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ck", out=tmp_path / "out",
                       encoder=encoder_dir, live=tmp_path / "live")
-    assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)])["steps"] == 2
+    assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)], objective="polychromic")["steps"] == 2
     assert (tmp_path / "live/plots/metrics/advantages/polychromic_abs_mean.tsv").exists()
 
 
-def test_polychromic_advantages_are_not_scaled_by_the_reward_std(warm_start: Path):
+def test_polychromic_advantages_are_scaled_by_their_own_spread(warm_start: Path):
     trainer, batch = trainer_on_two_groups(warm_start, "unused_poly")
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(8, 5))
@@ -301,7 +349,9 @@ def test_polychromic_advantages_are_not_scaled_by_the_reward_std(warm_start: Pat
     got = trainer._generate_and_score_completions(batch)
     rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
     # Embeddings come in the gathered completions' order: row i of the batch is completion i.
-    expected = np.concatenate([polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)])
+    raw = [polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)]
+    # Not by the rewards' std: tied rewards (std 0) still differ in diversity, and would blow up.
+    expected = np.concatenate([a / (a.std(ddof=1) + 1e-4) for a in raw])
     torch.testing.assert_close(got["advantages"], torch.as_tensor(expected, dtype=torch.float32))
 
 
