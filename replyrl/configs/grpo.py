@@ -42,7 +42,7 @@ class GRPORun:
     name: str = help_field(help="Folder and model name: models/grpo/<name>/seed_<s>, evaluated as grpo_<name>.")
     init: str = help_field(help="Warm-start: the phase-1 SFT of this method (models/sft/<init>_phase1).")
     objective: str = help_field(
-        "group", "`group`: TRL's group-normalised reward (plain GRPO); `max_at_k`: the unbiased max@k set objective "
+        help="`group`: TRL's group-normalised reward (plain GRPO); `max_at_k`: the unbiased max@k set objective "
                  "(PKPO; Pass@k with objective_threshold); `polychromic`: mean reward x diversity of k-subsets. "
                  "Set objectives credit each reply with its marginal contribution to the k-subsets that hold it.",
     )
@@ -60,7 +60,7 @@ class GRPORun:
         return f"grpo_{self.name}"
 
 
-DEFAULT_RUNS = [GRPORun("from_baseline", "baseline"), GRPORun("from_polychromic", "polychromic")]
+DEFAULT_RUNS = [GRPORun("from_baseline", "baseline", "group"), GRPORun("from_polychromic", "polychromic", "group")]
 
 
 @dataclass
@@ -145,18 +145,26 @@ class GRPOStageConfig:
         check(len(set(names)) == len(names), "grpo.runs", names, "every run needs its own name")
         pairs = [(run.init, run.objective) for run in self.runs]
         check(len(set(pairs)) == len(pairs), "grpo.runs", pairs, "a warm-start x objective is listed twice")
-        objectives = {run.objective for run in self.runs}
-        low = 2 if "polychromic" in objectives else 1
-        check(low <= self.objective_k <= self.num_generations, "grpo.objective_k", self.objective_k,
-              f"must be in {low}..num_generations ({self.num_generations}) for objectives {sorted(objectives)}")
-        check("polychromic" not in objectives or comb(self.num_generations, self.objective_k) <= MAX_SUBSETS,
-              "grpo.objective_k", self.objective_k,
-              f"C(num_generations, objective_k) must be <= {MAX_SUBSETS} (the polychromic objective enumerates subsets)")
-        check(self.objective_threshold is None or "max_at_k" in objectives, "grpo.objective_threshold",
-              self.objective_threshold, "only objective max_at_k takes a threshold; set it to null")
+        for objective in dict.fromkeys(run.objective for run in self.runs):
+            self.check_objective(objective)
+        check(self.objective_threshold is None or any(run.objective == "max_at_k" for run in self.runs),
+              "grpo.objective_threshold", self.objective_threshold,
+              "only objective max_at_k takes a threshold, and no run of grpo.runs has it; set it to null")
         check_sampling("grpo", self.temperature, self.top_p)
         check(0 < self.vllm_gpu_memory_utilization <= 1, "grpo.vllm_gpu_memory_utilization",
               self.vllm_gpu_memory_utilization, "must be in (0, 1]")
         check_positive(self, "grpo", ("max_completion_length", "prompts_per_step", "advantage_clip", "num_iterations",
                                       "learning_rate", "max_grad_norm", "gradient_accumulation_steps", "max_steps",
                                       "kl_alarm", "save_steps", "logging_steps", "sample_every", "sample_prompts"))
+
+    def check_objective(self, objective: str) -> None:
+        """The set-objective params must suit ``objective`` (each run's, or one given by hand to the stage)."""
+        check(objective in GRPO_OBJECTIVES, "objective", objective, f"choose one of {GRPO_OBJECTIVES}")
+        if objective != "group":
+            low = 2 if objective == "polychromic" else 1
+            # k = G: every subset is the whole group, so every advantage is 0 and only the KL term would train.
+            check(low <= self.objective_k < self.num_generations, "grpo.objective_k", self.objective_k,
+                  f"must be in {low}..num_generations - 1 ({self.num_generations - 1}) for objective {objective}")
+        check(objective != "polychromic" or comb(self.num_generations, self.objective_k) <= MAX_SUBSETS,
+              "grpo.objective_k", self.objective_k,
+              f"C(num_generations, objective_k) must be <= {MAX_SUBSETS} (the polychromic objective enumerates subsets)")

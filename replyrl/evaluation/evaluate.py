@@ -433,11 +433,12 @@ VERDICT_CODES = {"better": 1, "worse": -1, "no difference detected": 0}  # one s
 def verdict_table_metrics(table: pd.DataFrame) -> dict[str, float | None]:
     """Flat keys ``verdict.{model}_vs_{other}.{metric}.{statistic}``; ``.verdict`` is 1 (better), -1
     (worse), 0 (no difference detected) or null (one seed: no verdict)."""
-    stats_ = ("diff", "ci_low", "ci_high", "p", "p_adj", "d_z", "mde")
+    stats_ = ("diff", "ci_low", "ci_high", "p", "p_adj", "d_z", "mde", "seeds_needed")
     out: dict[str, float | None] = {}
     for row in table.itertuples():
         key = f"verdict.{row.model}_vs_{row.other}.{row.metric}"
-        out.update({f"{key}.{stat}": finite_or_none(getattr(row, stat)) for stat in stats_})
+        values = {stat: getattr(row, stat) for stat in stats_}
+        out.update({f"{key}.{stat}": None if v is None else finite_or_none(v) for stat, v in values.items()})
         out[f"{key}.verdict"] = VERDICT_CODES.get(row.verdict)
     return out
 

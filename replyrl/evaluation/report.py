@@ -106,12 +106,13 @@ def criteria_table(criteria: Sequence[Criterion]) -> str:
 
 
 def verdict_table(table: pd.DataFrame, confidence: float) -> str:
-    lines = [f"| comparison | metric | difference [{confidence:.2%} CI] | p (adjusted) | d_z | detectable | verdict |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"| comparison | metric | difference [{confidence:.2%} CI] | p (adjusted) | d_z | detectable | "
+             "seeds needed | verdict |", "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         mark = f" (trained on: {r.trained_on})" if r.trained_on else ""
+        needed = "—" if r.level == "checkpoint" else (f"{r.seeds_needed:.0f}" if pd.notna(r.seeds_needed) else "> 200")
         lines.append(f"| {r.model} vs {r.other} | {r.metric}{mark} | {r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] | "
-                     f"{r.p:.3g} ({r.p_adj:.3g}) | {_fmt(r.d_z, 2)} | {r.mde:.3f} | {r.verdict} |")
+                     f"{r.p:.3g} ({r.p_adj:.3g}) | {_fmt(r.d_z, 2)} | {r.mde:.3f} | {needed} | {r.verdict} |")
     return "\n".join(lines)
 
 
@@ -152,8 +153,10 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
             f"table ({len(table)} tests) and held against alpha = {sig.alpha}; the CIs are simultaneous over the "
             f"table (Bonferroni, {1 - sig.alpha / len(table):.2%} each). d_z = mean / SD of the per-conversation "
             f"differences (averaged over seeds); `detectable` is the smallest true difference this design finds with "
-            f"about {sig.power:.0%} power at the same level (approximate, optimistic with few seeds). A metric some "
-            "model was trained on is marked: it is not evidence.\n\n"
+            f"about {sig.power:.0%} power at the same level (approximate, optimistic with few seeds); `seeds needed` "
+            "is how many seeds, at these conversations, would detect the difference seen, were it the true one, with "
+            "that power (a planning figure from this run's variance components). A metric some model was trained on "
+            "is marked: it is not evidence.\n\n"
             + verdict_table(table, 1 - sig.alpha / len(table))
         )
     judge_note = (

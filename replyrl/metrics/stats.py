@@ -36,6 +36,34 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def _mean_squares(diff: np.ndarray) -> tuple[float, float, float]:
+    """Mean squares (seed, group, residual) of the balanced two-way layout ``diff[seed, group]``."""
+    n_seeds, n_groups = diff.shape
+    grand = diff.mean()
+    seed_means, group_means = diff.mean(axis=1), diff.mean(axis=0)
+    ms_seed = n_groups * ((seed_means - grand) ** 2).sum() / (n_seeds - 1)
+    ms_group = n_seeds * ((group_means - grand) ** 2).sum() / (n_groups - 1)
+    residual = diff - seed_means[:, None] - group_means[None, :] + grand
+    ms_residual = (residual**2).sum() / ((n_seeds - 1) * (n_groups - 1))
+    return float(ms_seed), float(ms_group), float(ms_residual)
+
+
+def _variance_from_mean_squares(ms_seed: float, ms_group: float, ms_residual: float, n_seeds: int,
+                                n_groups: int) -> tuple[float, float]:
+    """Variance of the grand mean and its Satterthwaite df from the three mean squares (see `mean_variance`)."""
+    # var = (c_s MS_seed + c_g MS_group + c_r MS_residual) / (S G); a component is in when its MS exceeds
+    # the residual's (its estimate is positive).
+    c_seed, c_group = float(ms_seed > ms_residual or n_seeds == 2), float(ms_group > ms_residual)
+    df_residual = (n_seeds - 1) * (n_groups - 1)
+    terms = [(c_seed * ms_seed, n_seeds - 1), (c_group * ms_group, n_groups - 1),
+             ((1.0 - c_seed - c_group) * ms_residual, df_residual)]
+    total = sum(value for value, _ in terms)
+    if total <= 0:
+        return 0.0, float(df_residual)
+    df = total**2 / sum(value**2 / df for value, df in terms if value != 0)
+    return float(total / (n_seeds * n_groups)), float(df)
+
+
 def mean_variance(diff: np.ndarray) -> tuple[float, float, str]:
     """Variance of the grand mean of ``diff[seed, group]`` and its degrees of freedom, from a crossed
     random-effects model ``diff = mu + seed + group + residual`` (balanced; method of moments, which is
@@ -56,24 +84,49 @@ def mean_variance(diff: np.ndarray) -> tuple[float, float, str]:
         raise ValueError(f"need >= 2 groups (conversations or tweets) per seed, got {n_groups}")
     if n_seeds == 1:
         return float(diff[0].var(ddof=1) / n_groups), float(n_groups - 1), "checkpoint"
-    grand = diff.mean()
-    seed_means, group_means = diff.mean(axis=1), diff.mean(axis=0)
-    ms_seed = n_groups * ((seed_means - grand) ** 2).sum() / (n_seeds - 1)
-    ms_group = n_seeds * ((group_means - grand) ** 2).sum() / (n_groups - 1)
-    residual = diff - seed_means[:, None] - group_means[None, :] + grand
-    df_residual = (n_seeds - 1) * (n_groups - 1)
-    ms_residual = (residual**2).sum() / df_residual
-    # var = (c_s MS_seed + c_g MS_group + c_r MS_residual) / (S G); a component is in when its MS exceeds
-    # the residual's (its estimate is positive).
-    c_seed, c_group = float(ms_seed > ms_residual or n_seeds == 2), float(ms_group > ms_residual)
-    terms = [(c_seed * ms_seed, n_seeds - 1), (c_group * ms_group, n_groups - 1),
-             ((1.0 - c_seed - c_group) * ms_residual, df_residual)]
-    total = sum(value for value, _ in terms)
-    variance = total / (n_seeds * n_groups)
-    if total <= 0:
-        return 0.0, float(df_residual), "seed"
-    df = total**2 / sum(value**2 / df for value, df in terms if value != 0)
-    return float(variance), float(df), "seed"
+    variance, df = _variance_from_mean_squares(*_mean_squares(diff), n_seeds, n_groups)
+    return variance, df, "seed"
+
+
+def variance_components(diff: np.ndarray) -> tuple[float, float, float]:
+    """``(var_seed, var_group, var_residual)`` of ``diff[seed, group]`` under `mean_variance`'s model
+    (method of moments; a negative estimate is 0). Needs >= 2 seeds and >= 2 groups.
+
+    >>> [round(v, 6) for v in variance_components(np.array([[0.0, 2.0], [1.0, 3.0]]))]  # seed 0.5, group 2
+    [0.5, 2.0, 0.0]
+    """
+    diff = np.asarray(diff, dtype=np.float64)
+    n_seeds, n_groups = diff.shape
+    if n_seeds < 2 or n_groups < 2:
+        raise ValueError(f"need >= 2 seeds and >= 2 groups, got {diff.shape}")
+    ms_seed, ms_group, ms_residual = _mean_squares(diff)
+    return (max((ms_seed - ms_residual) / n_groups, 0.0), max((ms_group - ms_residual) / n_seeds, 0.0),
+            ms_residual)
+
+
+def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: float, alpha: float,
+                 power: float = 0.8, max_seeds: int = 200) -> int | None:
+    """Fewest seeds (>= 2) at which a design of ``n_groups`` groups detects a true difference ``delta``
+    with probability ``power`` at level ``alpha`` (`minimum_detectable`), for the variance
+    ``components`` (`variance_components`) of a pilot run; None if ``delta`` is 0 or more than
+    ``max_seeds`` are needed. The planned design's mean squares are their expectations
+    (``G var_seed + var_residual`` etc.), analysed as `mean_variance` would, Satterthwaite df included.
+
+    Seed variance only: var = 0.01 / S with S - 1 df, (t + t) sqrt(0.01 / S) <= 0.1 first at S = 10
+    (normal quantiles would say 8):
+
+    >>> seeds_needed((0.01, 0.0, 0.0), n_groups=20, delta=0.1, alpha=0.05)
+    10
+    """
+    var_seed, var_group, var_residual = components
+    if delta == 0:
+        return None
+    for n_seeds in range(2, max_seeds + 1):
+        ms = (n_groups * var_seed + var_residual, n_seeds * var_group + var_residual, var_residual)
+        variance, df = _variance_from_mean_squares(*ms, n_seeds, n_groups)
+        if minimum_detectable(np.sqrt(variance), df, alpha, power) <= abs(delta):
+            return n_seeds
+    return None
 
 
 def minimum_detectable(se: float, df: float, alpha: float, power: float = 0.8) -> float:
@@ -94,7 +147,9 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     random); ``d_z`` = mean / SD of the per-group differences (averaged over seeds), the paired effect
     size (its SD shrinks as seeds are averaged); ``wilcoxon_p``, Wilcoxon signed-rank over the same
     per-group differences (checkpoint-level: it ignores seed variance, a reference only); ``mde``,
-    `minimum_detectable` at the level ``1 - confidence``. Every group weighs the same.
+    `minimum_detectable` at the level ``1 - confidence``; ``seeds_needed``, the seeds (`seeds_needed`,
+    at these groups) that would detect the observed difference, were it the true one, with ``power``
+    (None with one seed or none up to 200). Every group weighs the same.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
@@ -117,6 +172,7 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
         "diff": mean, "ci_low": mean - critical * se, "ci_high": mean + critical * se, "p": p, "df": df,
         "se": se, "level": level, "n_seeds": a.shape[0], "n_groups": a.shape[1], "d_z": d_z,
         "wilcoxon_p": wilcoxon_p, "mde": minimum_detectable(se, df, alpha, power),
+        "seeds_needed": seeds_needed(variance_components(diff), a.shape[1], mean, alpha, power) if level == "seed" else None,
     }
 
 

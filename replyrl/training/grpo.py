@@ -126,6 +126,7 @@ def run_grpo(
     started = time.perf_counter()
     if config.use_vllm:
         check_vllm("grpo.use_vllm")  # before minutes of loading, not deep inside TRL
+    config.check_objective(objective)
     if dry_run:
         config = dataclasses.replace(config, max_steps=1)
     needs_encoder = reward_funcs is None or objective == "polychromic"

@@ -61,7 +61,8 @@ prefilled once, a nucleus step without a full-vocabulary sort); vLLM, continuous
 sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs) keep TRL's paths.
 
     Set-level advantages (`objective`): TRL computes only per-completion, group-normalised advantages,
-    so with a set objective they are recomputed from the same gathered rewards. Advantage clipping
+    so with a set objective they are recomputed from the same gathered rewards and rescaled to the size
+    of TRL's advantages of the same batch (`_set_advantages`). Advantage clipping
     (the original recipe's safeguard), a hard stop on a non-finite loss before it reaches the weights,
     the original recipe's metric names beside TRL's, and `monitors`: scores of every rollout that are
     logged but never trained on (the over-optimisation picture of Gao et al. 2022).
@@ -107,12 +108,21 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
                 self._metrics[mode][f"{name}/mean"].append(float(np.mean(values)))
         return rewards_per_func
 
+    def _scale(self, advantages: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Divide by the rewards' std as TRL scales its group advantages (`scale_rewards`): per group or over
+        the batch of ``groups`` (the rewards the objective sees)."""
+        if self.scale_rewards == "group":
+            return advantages / (groups.std(dim=1, keepdim=True) + 1e-4)
+        if self.scale_rewards == "batch":
+            return advantages / (groups.std() + 1e-4)
+        return advantages
+
     def _set_advantages(self, local: int) -> torch.Tensor:
-        """This process's ``local`` advantages under ``self.objective``, scaled by their spread (`scale_rewards`)."""
+        """This process's ``local`` advantages under ``self.objective`` (scaled as the class docstring says)."""
         rewards_per_func, completions = self._gathered
         if torch.isnan(rewards_per_func).any():
             # TRL drops unscored completions from its group statistics; a subset's max or diversity cannot.
-            raise ValueError(f"grpo.objective {self.objective.name} needs every completion scored by every reward")
+            raise ValueError(f"objective {self.objective.name} needs every completion scored by every reward")
         rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)).sum(dim=1)
         groups = rewards.view(-1, self.num_generations).double().cpu().numpy()
         if self.objective.threshold is not None:
@@ -121,19 +131,24 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
         if self.objective.embed is not None:
             embeddings = self.objective.embed(completions).reshape(*groups.shape, -1)
         advantages = torch.as_tensor(
-            set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float32
+            set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float64
         )
-        # Scaled as TRL scales the group objective's (`scale_rewards`), but by the spread of the advantages
-        # themselves: for k = 1 (advantages r - mean r) that is the rewards' std, so max_at_k is then exactly
-        # plain GRPO, and every objective takes steps of the same size, so a comparison of objectives is one
-        # of where the credit goes, not of a learning rate. (The rewards' std would not do: it shrinks a
-        # max@k step as k grows and blows up polychromic advantages of tied rewards, which still differ in
-        # diversity.)
-        if self.scale_rewards == "group":
-            advantages = advantages / (advantages.std(dim=1, keepdim=True) + 1e-4)
-        elif self.scale_rewards == "batch":
-            advantages = advantages / (advantages.std() + 1e-4)
-        advantages = advantages.flatten().to(rewards.device)
+        groups = torch.as_tensor(groups)
+        # Two steps. (1) max_at_k is divided by the rewards' std as TRL divides its group advantages, so its
+        # weighting of prompts is TRL's times the objective's own (for Pass@k, how close a prompt is to
+        # saturation); polychromic is not (tied rewards still differ in diversity: a division by their
+        # std ~0 would blow it up), so its weighting is its own (a prompt's reward level times diversity).
+        if self.objective.name == "max_at_k":
+            advantages = self._scale(advantages, groups)
+        # (2) One factor for the whole batch gives the advantages the RMS of TRL's group advantages of the
+        # same rewards (the k = 1 objective, r - mean r, scaled as in (1)): every objective takes steps of
+        # plain GRPO's size, so comparing objectives compares where the credit goes, not a learning rate
+        # (a max@k step otherwise shrinks as k grows). At k = 1 the factor is 1: max_at_k is plain GRPO.
+        reference = self._scale(groups - groups.mean(dim=1, keepdim=True), groups)
+        rms, reference_rms = advantages.square().mean().sqrt(), reference.square().mean().sqrt()
+        if rms > 0:
+            advantages = advantages * (reference_rms / rms)
+        advantages = advantages.float().flatten().to(rewards.device)
         start = self.accelerator.process_index * local
         return advantages[start : start + local]
 

@@ -22,7 +22,7 @@ from replyrl.metrics.stats import adjust_pvalues
 from tests.evaluation.conftest import make_rows
 
 MODELS = ["baseline_full", "grpo_from_polychromic"]
-RUNS = [GRPORun("from_polychromic", "polychromic")]  # grpo.runs: the GRPO model above, plain GRPO
+RUNS = [GRPORun("from_polychromic", "polychromic", "group")]  # grpo.runs: the GRPO model above, plain GRPO
 
 
 def config(**kwargs) -> EvaluateConfig:

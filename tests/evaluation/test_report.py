@@ -23,7 +23,7 @@ def run(scorers, seeds=(7,)):
         # the proposed model: always passes, but repeats itself and shares no words with the humans
         gens["grpo_from_polychromic", seed] = make_rows(lambda i, j: "good good good")
     kl = {f"grpo_from_polychromic/seed_{seed}": 12.0 for seed in seeds}
-    runs = [GRPORun("from_polychromic", "polychromic")]
+    runs = [GRPORun("from_polychromic", "polychromic", "group")]
     return evaluate(gens, scorers, config, kl, trained_on={"semantic_diversity": "polychromic SFT"}, grpo_runs=runs), gens, config
 
 

@@ -278,11 +278,29 @@ def test_set_objective_advantages_replace_trls(warm_start: Path):
     # k = 1 is the mean-reward objective: exactly TRL's group-normalised advantages.
     trainer.objective = SetObjective("max_at_k", k=1)
     torch.testing.assert_close(trainer._set_advantages(len(batch)), trls)
-    # k = 2: the max@2 marginal contributions, scaled by their own spread in the group (as TRL scales).
+    # k = 2: the max@2 marginal contributions divided by the group's reward std (as TRL divides), then one
+    # factor for the batch that gives them the RMS of TRL's advantages of the same rewards.
     trainer.objective = SetObjective("max_at_k", k=2)
-    raw = [max_at_k_advantages(r, 2) for r in rewards]
-    expected = np.concatenate([a / (a.std(ddof=1) + 1e-4) for a in raw])
+    scaled = np.concatenate([max_at_k_advantages(r, 2) / (r.std(ddof=1) + 1e-4) for r in rewards])
+    expected = scaled * np.sqrt(np.mean(trls.numpy().astype(np.float64) ** 2) / np.mean(scaled**2))
     torch.testing.assert_close(trainer._set_advantages(len(batch)), torch.as_tensor(expected, dtype=torch.float32))
+
+
+def test_pass_at_k_weights_groups_by_how_far_they_are_from_saturation(warm_start: Path):
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_passk")
+    trainer._generate_and_score_completions(batch)
+    # Passes (reward >= 0.5): group 1 has one of four, group 2 three of four.
+    trainer._gathered = (torch.tensor([0.9, 0.1, 0.2, 0.3, 0.9, 0.8, 0.7, 0.1]).unsqueeze(1), None)
+    trainer.objective = SetObjective("max_at_k", k=2, threshold=0.5)
+    got = trainer._set_advantages(len(batch)).view(2, 4)
+    passes = torch.tensor([[1.0, 0, 0, 0], [1, 1, 1, 0]])
+    grpo = (passes - passes.mean(1, keepdim=True)) / (passes.std(1, keepdim=True) + 1e-4)
+    # With three passes every pair already holds one: Pass@2 has nothing to gain, plain GRPO still pushes.
+    torch.testing.assert_close(got[1], torch.zeros(4))
+    assert grpo[1].abs().sum() > 0
+    # The one-pass group keeps GRPO's direction; the batch as a whole keeps GRPO's RMS.
+    assert torch.allclose(got[0] / got[0].abs().max(), grpo[0] / grpo[0].abs().max(), atol=1e-5)
+    torch.testing.assert_close(got.square().mean(), grpo.square().mean())
 
 
 def completion_logps(trainer, inputs) -> torch.Tensor:
@@ -340,7 +358,7 @@ def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, 
     assert (tmp_path / "live/plots/metrics/advantages/polychromic_abs_mean.tsv").exists()
 
 
-def test_polychromic_advantages_are_scaled_by_their_own_spread(warm_start: Path):
+def test_polychromic_advantages_get_one_batch_factor_not_the_reward_std(warm_start: Path):
     trainer, batch = trainer_on_two_groups(warm_start, "unused_poly")
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(8, 5))
@@ -349,9 +367,11 @@ def test_polychromic_advantages_are_scaled_by_their_own_spread(warm_start: Path)
     got = trainer._generate_and_score_completions(batch)
     rewards = trainer._gathered[0][:, 0].view(-1, 4).double().numpy()
     # Embeddings come in the gathered completions' order: row i of the batch is completion i.
-    raw = [polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)]
-    # Not by the rewards' std: tied rewards (std 0) still differ in diversity, and would blow up.
-    expected = np.concatenate([a / (a.std(ddof=1) + 1e-4) for a in raw])
+    raw = np.concatenate([polychromic_advantages(r, emb[4 * g: 4 * g + 4], 2) for g, r in enumerate(rewards)])
+    # Not divided by the rewards' std (tied rewards, std 0, still differ in diversity, and would blow up):
+    # one factor for the batch gives them the RMS of TRL's advantages of the same rewards.
+    grpo = np.concatenate([(r - r.mean()) / (r.std(ddof=1) + 1e-4) for r in rewards])
+    expected = raw * np.sqrt(np.mean(grpo**2) / np.mean(raw**2))
     torch.testing.assert_close(got["advantages"], torch.as_tensor(expected, dtype=torch.float32))
 
 
