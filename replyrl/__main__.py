@@ -124,7 +124,7 @@ def add_suggest_parser(commands: argparse._SubParsersAction) -> None:
                     "Sampling defaults come from the params file's `evaluate` section.",
     )
     parser.add_argument("--model", required=True,
-                        help="models/base, models/sft/<name>/seed_<s>, models/grpo/from_<init>/seed_<s>, ...")
+                        help="models/base, models/sft/<name>/seed_<s>, models/grpo/<run name>/seed_<s>, ...")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--tweet", action="append", help="A tweet to reply to (repeat for several).")
     source.add_argument("--input", help='JSONL file of {"tweet": ...} rows (other fields are kept); needs --output.')

@@ -71,7 +71,7 @@ def check_model_dir(model_dir: str | Path) -> None:
     path = Path(model_dir)
     if not path.is_dir():
         raise SuggestError(f"--model: {model_dir}: no such folder (the pipeline writes models/base, "
-                           "models/sft/<name>/seed_<seed> and models/grpo/from_<init>/seed_<seed>; run `dvc repro`)")
+                           "models/sft/<name>/seed_<seed> and models/grpo/<run name>/seed_<seed>; run `dvc repro`)")
     if not is_adapter_dir(path):
         if not (path / "config.json").exists():
             raise SuggestError(f"--model: {model_dir} is not a model folder (no config.json or adapter_config.json)")

@@ -52,7 +52,7 @@ LOWER_IS_BETTER = {"self_bleu"}
 ID_COLUMNS = ("model", "seed", "tweet_id", "group_id")  # of `per_prompt`; every other column is a metric
 # The mean per-sample score column of each judge.
 SCORE_COLUMNS = {"gold": "gold_score", "learned": "predicted_engagement", "heuristic": "heuristic_reward"}
-GRPO_KL_KEY = "kl/final"  # written by the grpo stage into metrics/grpo/from_<init>_seed_<seed>.json
+GRPO_KL_KEY = "kl/final"  # written by the grpo stage into metrics/grpo/<run name>_seed_<seed>.json
 
 
 @dataclass
