@@ -110,7 +110,8 @@ def verdict_table(table: pd.DataFrame, confidence: float) -> str:
              "seeds needed | verdict |", "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         mark = f" (trained on: {r.trained_on})" if r.trained_on else ""
-        needed = "—" if r.level == "checkpoint" else (f"{r.seeds_needed:.0f}" if pd.notna(r.seeds_needed) else "> 200")
+        needed = ("—" if r.level == "checkpoint" or r.diff == 0
+                  else f"{r.seeds_needed:.0f}" if pd.notna(r.seeds_needed) else "> 200")
         lines.append(f"| {r.model} vs {r.other} | {r.metric}{mark} | {r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] | "
                      f"{r.p:.3g} ({r.p_adj:.3g}) | {_fmt(r.d_z, 2)} | {r.mde:.3f} | {needed} | {r.verdict} |")
     return "\n".join(lines)
@@ -155,8 +156,9 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
             f"differences (averaged over seeds); `detectable` is the smallest true difference this design finds with "
             f"about {sig.power:.0%} power at the same level (approximate, optimistic with few seeds); `seeds needed` "
             "is how many seeds, at these conversations, would detect the difference seen, were it the true one, with "
-            "that power (a planning figure from this run's variance components). A metric some model was trained on "
-            "is marked: it is not evidence.\n\n"
+            "that power: a rough planning figure from this run's variance components (noisy with 2-3 seeds, far too "
+            "low where the seed variance estimates as 0; the difference seen is an optimistic stand-in for the true "
+            "one). A metric some model was trained on is marked: it is not evidence.\n\n"
             + verdict_table(table, 1 - sig.alpha / len(table))
         )
     judge_note = (

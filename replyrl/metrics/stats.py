@@ -90,7 +90,9 @@ def mean_variance(diff: np.ndarray) -> tuple[float, float, str]:
 
 def variance_components(diff: np.ndarray) -> tuple[float, float, float]:
     """``(var_seed, var_group, var_residual)`` of ``diff[seed, group]`` under `mean_variance`'s model
-    (method of moments; a negative estimate is 0). Needs >= 2 seeds and >= 2 groups.
+    (method of moments; a negative estimate is 0). With two seeds the seed term is ``MS_seed / G``, the
+    whole of it, as `mean_variance` keeps it there (one df: an estimate below the residual's is
+    mostly chance). Needs >= 2 seeds and >= 2 groups.
 
     >>> [round(v, 6) for v in variance_components(np.array([[0.0, 2.0], [1.0, 3.0]]))]  # seed 0.5, group 2
     [0.5, 2.0, 0.0]
@@ -100,8 +102,8 @@ def variance_components(diff: np.ndarray) -> tuple[float, float, float]:
     if n_seeds < 2 or n_groups < 2:
         raise ValueError(f"need >= 2 seeds and >= 2 groups, got {diff.shape}")
     ms_seed, ms_group, ms_residual = _mean_squares(diff)
-    return (max((ms_seed - ms_residual) / n_groups, 0.0), max((ms_group - ms_residual) / n_seeds, 0.0),
-            ms_residual)
+    var_seed = ms_seed / n_groups if n_seeds == 2 else max((ms_seed - ms_residual) / n_groups, 0.0)
+    return var_seed, max((ms_group - ms_residual) / n_seeds, 0.0), ms_residual
 
 
 def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: float, alpha: float,
@@ -111,6 +113,10 @@ def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: f
     ``components`` (`variance_components`) of a pilot run; None if ``delta`` is 0 or more than
     ``max_seeds`` are needed. The planned design's mean squares are their expectations
     (``G var_seed + var_residual`` etc.), analysed as `mean_variance` would, Satterthwaite df included.
+    A rough planning figure: components from 2-3 seeds are noisy (a seed variance estimated 0 makes
+    it far too low), the observed difference is an optimistic stand-in for the true one (more so for
+    a significant one), and ``alpha`` is this table's per-test level (a follow-up testing fewer
+    comparisons needs fewer seeds).
 
     Seed variance only: var = 0.01 / S with S - 1 df, (t + t) sqrt(0.01 / S) <= 0.1 first at S = 10
     (normal quantiles would say 8):
@@ -149,7 +155,8 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     per-group differences (checkpoint-level: it ignores seed variance, a reference only); ``mde``,
     `minimum_detectable` at the level ``1 - confidence``; ``seeds_needed``, the seeds (`seeds_needed`,
     at these groups) that would detect the observed difference, were it the true one, with ``power``
-    (None with one seed or none up to 200). Every group weighs the same.
+    (None with one seed or none up to 200; a rough, optimistic planning figure, see there). Every
+    group weighs the same.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:

@@ -113,7 +113,7 @@ def simulate(rng, n_seeds: int, n_groups: int, sds: tuple[float, float, float], 
 
 
 def test_variance_components_recover_the_simulated_ones() -> None:
-    # A large design: each estimate within ~15% of the truth (0.04, 0.01, 0.09).
+    # A large design (60 x 80): each estimate within 30% of the truth (0.04, 0.01, 0.09), ~1.6 of its SDs.
     (diff,) = simulate(np.random.default_rng(0), 60, 80, (0.2, 0.1, 0.3), 0.0, 1)
     np.testing.assert_allclose(variance_components(diff), (0.04, 0.01, 0.09), rtol=0.3)
 
@@ -123,7 +123,7 @@ def test_seeds_needed_reaches_the_power_it_promises() -> None:
     # about 80% of the time in simulation (t test of `paired_effect`), one seed fewer clearly less often.
     sds, n_groups, delta, alpha = (0.08, 0.05, 0.1), 16, 0.1, 0.05
     planned = seeds_needed((sds[0] ** 2, sds[1] ** 2, sds[2] ** 2), n_groups, delta, alpha)
-    assert planned is not None and 3 <= planned <= 20
+    assert planned == 9  # t quantiles with Satterthwaite df; normal quantiles would say 7
     rng = np.random.default_rng(1)
 
     def power(n_seeds: int) -> float:
