@@ -33,7 +33,7 @@ from replyrl.io import finite_or_none, read_json, read_jsonl
 from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
 from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
-from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, paired_effect
+from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, paired_effect, seeds_needed, variance_components
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.rewards import load_reward
 
@@ -387,7 +387,8 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
              grpo_runs: Sequence[GRPORun] = ()) -> pd.DataFrame:
     """The verdict table: one row per (comparison, metric) with the paired difference (every conversation
     weighs the same), its CI and p-value (seeds and conversations both random: `stats.paired_effect`),
-    the p-value adjusted over the whole table, d_z, the minimum detectable difference and the verdict:
+    the p-value adjusted over the whole table, d_z, the minimum detectable difference, the seeds needed
+    (`stats.seeds_needed`) and the verdict:
     ``better``, ``worse`` or ``no difference detected``; with one seed ``no verdict (one seed)``, since
     training variance is then not measured. CIs and detectable differences are Bonferroni-simultaneous
     over the table's m tests (level alpha / m). ``trained_on`` marks metrics that were a training
@@ -406,7 +407,12 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     for model, other, question in pairs:
         for metric in metrics:
             a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
-            effect = paired_effect(a.to_numpy(), b.loc[a.index, a.columns].to_numpy(), 1 - level, sig.power)
+            values, others = a.to_numpy(), b.loc[a.index, a.columns].to_numpy()
+            effect = paired_effect(values, others, 1 - level, sig.power)
+            diff = values - others
+            # The planning figure (rough, optimistic: see `seeds_needed`); none with one seed.
+            effect["seeds_needed"] = (seeds_needed(variance_components(diff), diff.shape[1], effect["diff"], level,
+                                                   sig.power) if effect["level"] == "seed" else None)
             rows.append({"model": model, "other": other, "question": question, "metric": metric, **effect,
                          "trained_on": (trained_on or {}).get(metric, "")})
     table = pd.DataFrame(rows)

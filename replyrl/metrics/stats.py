@@ -153,10 +153,7 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     random); ``d_z`` = mean / SD of the per-group differences (averaged over seeds), the paired effect
     size (its SD shrinks as seeds are averaged); ``wilcoxon_p``, Wilcoxon signed-rank over the same
     per-group differences (checkpoint-level: it ignores seed variance, a reference only); ``mde``,
-    `minimum_detectable` at the level ``1 - confidence``; ``seeds_needed``, the seeds (`seeds_needed`,
-    at these groups) that would detect the observed difference, were it the true one, with ``power``
-    (None with one seed or none up to 200; a rough, optimistic planning figure, see there). Every
-    group weighs the same.
+    `minimum_detectable` at the level ``1 - confidence``. Every group weighs the same.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
@@ -179,7 +176,6 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
         "diff": mean, "ci_low": mean - critical * se, "ci_high": mean + critical * se, "p": p, "df": df,
         "se": se, "level": level, "n_seeds": a.shape[0], "n_groups": a.shape[1], "d_z": d_z,
         "wilcoxon_p": wilcoxon_p, "mde": minimum_detectable(se, df, alpha, power),
-        "seeds_needed": seeds_needed(variance_components(diff), a.shape[1], mean, alpha, power) if level == "seed" else None,
     }
 
 
