@@ -27,6 +27,7 @@ from trl.models import unwrap_model_for_generation
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import to_dict
 from replyrl.models.precision import precision_kwargs
+from replyrl.models.shared_prefix import add_shared_prefix_forward
 from replyrl.sampling import SamplingConfig, sample_token_ids
 from replyrl.training.grpo_rewards import RewardFunc
 from replyrl.training.set_advantages import set_objective_advantages
@@ -54,9 +55,9 @@ class SetObjective:
 
 
 class ReplyGRPOTrainer(GRPOTrainer):
-    """`GRPOTrainer` plus six things TRL has no option for.
+    """`GRPOTrainer` plus seven things TRL has no option for.
 
-Rollouts come from `replyrl.sampling` (same distribution as TRL's `generate` path, each group's prompt
+The policy and reference log-probs run each group's prompt once (`replyrl.models.shared_prefix`). Rollouts come from `replyrl.sampling` (same distribution as TRL's `generate` path, each group's prompt
 prefilled once, a nucleus step without a full-vocabulary sort); vLLM, continuous batching and
 sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs) keep TRL's paths.
 
@@ -71,6 +72,12 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
     def __init__(self, *args: Any, advantage_clip: float, objective: SetObjective | None = None,
                  monitors: Mapping[str, Monitor] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The fused-head outputs TRL's __init__ asks for (the entropy feeds its metrics and masks).
+        add_shared_prefix_forward(self.model, temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
+                                  outputs=("log_probs", "entropy"))
+        if self.ref_model is not None:
+            add_shared_prefix_forward(self.ref_model, temperature=self.temperature,
+                                      cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32)
         self.advantage_clip = advantage_clip
         self.objective = objective
         self.monitors = dict(monitors or {})

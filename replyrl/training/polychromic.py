@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig
 
 from replyrl.configs.sft import PolychromicTermConfig
 from replyrl.metrics.diversity import semantic_diversity
 from replyrl.models.encoder import encode
 from replyrl.sampling import SamplingConfig, eos_token_ids, sample_token_ids
+from replyrl.training.sft_trainer import ReplySFTTrainer
 from replyrl.training.set_advantages import set_score
 
 QualityFn = Callable[[Sequence[str], Sequence[str]], np.ndarray]
@@ -72,8 +73,8 @@ class _KeepTweets:
         return batch
 
 
-class PolychromicSFTTrainer(SFTTrainer):
-    """`SFTTrainer` whose training loss adds the polychromic set-advantage term (see module doc).
+class PolychromicSFTTrainer(ReplySFTTrainer):
+    """`ReplySFTTrainer` whose training loss adds the polychromic set-advantage term (see module doc).
 
     Args beyond `SFTTrainer`'s:
         encoder: sentence encoder whose embeddings define a set's diversity.

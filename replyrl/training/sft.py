@@ -18,7 +18,7 @@ from typing import Any
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import PreTrainedTokenizerBase
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig
 
 from replyrl.configs.loader import to_dict
 from replyrl.configs.prompt import PromptConfig
@@ -36,6 +36,7 @@ from replyrl.rewards import load_reward
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
 from replyrl.training.polychromic import PolychromicSFTConfig, PolychromicSFTTrainer
 from replyrl.training.report import plot_sft_losses
+from replyrl.training.sft_trainer import ReplySFTTrainer
 from replyrl.training.tracking import dvclive_callback
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ def run_sft(
     logger.info("%s: %d training rows, %d validation rows", paths.train_file, len(train_rows), len(val_rows))
     inputs = [paths.base, paths.train_file] + ([paths.encoder] if method == "polychromic" else [])
     with ResumableRun(paths.checkpoints, run_fingerprint(record, inputs), dry_run) as run:
-        trainer_cls, extra = (SFTTrainer, {}) if method == "baseline" else (
+        trainer_cls, extra = (ReplySFTTrainer, {}) if method == "baseline" else (
             PolychromicSFTTrainer, _polychromic_kwargs(config, paths, reward))
         live_callback = dvclive_callback(run.live_dir(paths.live))
         trainer = trainer_cls(

@@ -244,6 +244,20 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
     assert all(row["tweet"] == TWEET_OF[row["group_id"]] and "length" in row["rewards"] for row in samples)
 
 
+def test_policy_and_reference_forwards_run_each_prompt_once_per_group(warm_start: Path, phase2_file: Path,
+                                                                       tmp_path: Path, monkeypatch):
+    from replyrl.models import shared_prefix
+
+    plans = []
+    original = shared_prefix._shared_prefix_hidden
+    monkeypatch.setattr(shared_prefix, "_shared_prefix_hidden", lambda *args: plans.append(args[-1]) or original(*args))
+    config = tiny_config(sample_every=100, sample_prompts=1)
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ckpt", out=tmp_path / "out")
+    train(config, paths, [(as_reward_func(LengthReward()), 1.0)])
+    # Each step: the reference's and the policy's forward, over 2 prompts x 3 completions, 2 prompts run.
+    assert len(plans) == 2 * 2 and all(len(plan.unique) == 2 and len(plan.row_of) == 6 for plan in plans)
+
+
 def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, phase2_file: Path, tmp_path: Path):
     config = tiny_config(max_steps=3, sample_every=100, sample_prompts=1)
     paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ckpt", out=tmp_path / "out")

@@ -155,3 +155,15 @@ def test_config_rejects_bad_values():
         from_dict(SFTStageConfig, {"train": {"learning_rte": 1.0}}, "params.yaml: sft")
     with pytest.raises(ValueError, match="sft.polychromic.num_generations: 2 is not allowed; must be >= 3"):
         from_dict(SFTStageConfig, {"polychromic": {"num_generations": 2}}, "params.yaml: sft")
+
+
+def test_training_forwards_share_the_prompt_header(tmp_path, tiny_base_dir, train_file, monkeypatch):
+    """The trainer's forwards take the shared-prefix path (the chat-template header run once per batch)."""
+    from replyrl.models import shared_prefix
+
+    plans = []
+    original = shared_prefix._shared_prefix_hidden
+    monkeypatch.setattr(shared_prefix, "_shared_prefix_hidden", lambda *args: plans.append(args[-1]) or original(*args))
+    run_sft(tiny_config(), paths_in(tmp_path, tiny_base_dir, train_file), method="baseline", data="full", seed=0,
+            prompt=PROMPT, dry_run=True)
+    assert len(plans) >= 2 and all(plan.common > 0 for plan in plans)  # 2 steps, then the evaluations
