@@ -7,7 +7,8 @@ Same model, prompts, group size and sampling settings for both:
 (b) TRL's stock path: one `generate` call for every prompt's whole group, then one batched no-grad
     forward for all log-probs;
 (c) ours (what `ReplyGRPOTrainer` does): the same, sampled by `replyrl.sampling` (each prompt
-    prefilled once for its group, a nucleus step without a full-vocabulary sort).
+    prefilled once for its group, a nucleus step without a full-vocabulary sort), the log-probs by
+    TRL's fused head with `replyrl.models.shared_prefix` (each prompt run once, reply positions only).
 
 Then a few real `ReplyGRPOTrainer` steps (new LoRA on the model, the heuristic reward + diversity
 bonus) with their time split into generation / reward / other rollout work (reference log-probs) /
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from trl.trainer.utils import add_fused_lm_head
 
 from replyrl.cli import setup_logging
 from replyrl.configs.encoder import EncoderConfig
@@ -42,6 +44,7 @@ from replyrl.io import read_jsonl
 from replyrl.models.base import PACKAGED_SMOLLM2, export_base, load_base
 from replyrl.models.encoder import load_encoder, resolve_encoder
 from replyrl.models.precision import describe_machine, precision_kwargs
+from replyrl.models.shared_prefix import add_shared_prefix_forward
 from replyrl.prompts import build_prompts
 from replyrl.sampling import SamplingConfig, eos_token_ids, sample_token_ids
 from replyrl.training import grpo_trainer
@@ -119,9 +122,13 @@ def rollout_sampler(model, tokenizer, prompts: list[str], group: int, gen_kwargs
                               top_k=gen_kwargs["top_k"], max_new_tokens=gen_kwargs["max_new_tokens"])
     prompt_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     completions = sample_token_ids(model, prompt_ids, sampling, eos_token_ids(model, tokenizer), tokenizer.pad_token_id)
-    rows = [ids + c for ids, c in zip((p for p in prompt_ids for _ in range(group)), completions)]
-    batch = tokenizer.pad({"input_ids": rows}, padding_side="right", return_tensors="pt")
-    model(**batch).logits.log_softmax(dim=-1)  # the batched log-prob pass, as in (b)
+    group_prompts = [p for p in prompt_ids for _ in range(group)]
+    batch = tokenizer.pad({"input_ids": [p + c for p, c in zip(group_prompts, completions)]}, padding_side="right",
+                          return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    for row, prompt in enumerate(group_prompts):
+        labels[row, : len(prompt)] = -100
+    model(**batch, labels=labels, fused_lm_head=True)  # the batched log-prob pass, as the trainer runs it
     return sum(len(c) for c in completions)
 
 
@@ -185,6 +192,10 @@ def main() -> None:
         model_dir = model_folder(args, Path(tmp))
         model, tokenizer = load_base(model_dir)
         model.eval()
+        # (c)'s log-prob pass, as in the trainer; (a) and (b) call the model without `fused_lm_head`,
+        # which is the model's own forward.
+        add_fused_lm_head(model, temperature=config.temperature)
+        add_shared_prefix_forward(model, temperature=config.temperature)
         prompt_config = load_section(PromptConfig, "prompt", args.params)
         tweets = list(dict.fromkeys(row["tweet"] for row in rows))[: args.prompts or config.prompts_per_step]
         prompts = build_prompts(tokenizer, tweets, prompt_config)
