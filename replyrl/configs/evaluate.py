@@ -115,7 +115,7 @@ class EvaluateConfig:
     temperature: float = help_field(0.8, "Sampling temperature.")
     top_p: float = help_field(0.95, "Nucleus sampling mass.")
     max_new_tokens: int = help_field(32, "Longest reply, in tokens.")
-    batch_size: int = help_field(8, "Tweets per `generate` call (each yields n_samples sequences).")
+    batch_size: int = help_field(16, "Tweets per sampler call (each yields n_samples sequences).")
     bf16: Bf16 = help_field("auto", "Generate with bf16 weights: `auto` (where bf16 is faster: AMX or a bf16 GPU), true or false.")
     vllm: AutoBool = help_field(
         "auto", "Sample with vLLM: `auto` = where a CUDA GPU and the `vllm` package are both present; true or false."

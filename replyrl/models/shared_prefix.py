@@ -6,7 +6,7 @@ backbone over every token of every row, then the LM head. Two kinds of work in i
 
 * **Shared prefixes.** A GRPO batch holds each prompt once per group member, a polychromic set its
   prompt once per reply, and every SFT row starts with the same chat-template header (system turn
-  and instruction, ~37 of its ~63 prompt tokens). Causal attention means a prefix's keys and values
+  and instruction, 35 of its ~63 prompt tokens). Causal attention means a prefix's keys and values
   do not depend on what follows, so the prefix common to all rows runs once (batch 1), each distinct
   prompt once, and only the rest runs per row, reading the shared keys/values from a cache. The
   gradient flows through the cache to the LoRA weights of the shared part, summed over the rows that
