@@ -1,7 +1,7 @@
 """Benchmark the sampler (`replyrl.sampling`) against stock transformers `generate` at equal work.
 
 Both sample the same prompts with the same batch, temperature, top-p, top-k (0) and token budget, at
-the settings of the places that sample: the generate stage (`evaluate.*`: 8 tweets x 10 replies) and
+the settings of the places that sample: the generate stage (`evaluate.*`: 16 tweets x 10 replies) and
 GRPO rollouts (`grpo.*`: prompts_per_step x num_generations replies). Speed is generated tokens (up to
 each reply's first EOS) per second, so a variant that stops earlier gets no credit for it. Prints ratios measured in
 this run; asserts nothing (tests/test_sampling.py checks that both draw from the same distribution).
