@@ -16,28 +16,55 @@ backbone over every token of every row, then the LM head. Two kinds of work in i
 
 The result equals TRL's forward up to float rounding (a test checks log-probs and LoRA gradients).
 Two differences, neither in expectation: dropout draws one mask for a shared prefix instead of one
-per row, and attention sums in another order. Calls this does not cover (no labels, multimodal or MoE
-inputs, activation checkpointing, logit scaling/softcapping) go to TRL's forward unchanged.
+per row (more variance in SFT with `lora_dropout`; GRPO runs without dropout), and sums run in another
+order. Calls this does not cover go to TRL's forward unchanged: no labels, multimodal inputs,
+activation checkpointing, and models or setups where a split forward is not the same computation or is
+untested (MoE router losses, logit scaling/softcapping, linear-attention caches, dynamic RoPE,
+non-causal or chunked attention, FSDP and DeepSpeed).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import types
 from contextlib import nullcontext
 from typing import Any
 
 import torch
-from accelerate.utils import is_peft_model
-from torch.distributed.tensor import DTensor
+from accelerate import PartialState
+from accelerate.utils import DistributedType, is_peft_model
 from transformers import DynamicCache, PreTrainedModel
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 from trl.kernels.chunked_logprob import ChunkedLogProbFunction
-from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE, FusedCausalLMOutput, maybe_gather_lm_head_ctx
+from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE, FusedCausalLMOutput
 # The inputs a text decoder's training forward needs (and PEFT's defaults, ignored: the outputs are TRL's);
 # any other set one (images, router logits, packed sequences' cu_seqlens, attentions) goes to TRL's forward.
 _HANDLED = {"input_ids", "attention_mask", "position_ids", "use_cache", "return_dict"}
-# Config fields that change the logits between the last hidden state and the softmax.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
-                     "logits_scaling")
+# Config fields that scale the logits between the last hidden state and the softmax (1.0 = none).
+_LOGIT_SCALES = ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+
+logger = logging.getLogger(__name__)
+
+
+def _unshareable(model: PreTrainedModel) -> str | None:
+    """Why a split forward would not be TRL's computation for ``model`` (or is untested), else None."""
+    config = model.config.get_text_config()
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    if getattr(config, "final_logit_softcapping", None) is not None or any(
+            getattr(config, name, None) not in (None, 1.0) for name in _LOGIT_SCALES):
+        return "logit softcapping or scaling"
+    if getattr(config, "output_router_logits", False):
+        return "an MoE router loss"
+    if rope.get("rope_type") in ("dynamic", "longrope"):  # frequencies depend on each call's longest position
+        return f"{rope['rope_type']} RoPE"
+    if not getattr(config, "is_causal", True) or getattr(config, "attention_chunk_size", None):
+        return "non-causal or chunked attention"
+    if not all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in DynamicCache(config=model.config).layers):
+        return "cache layers that update in place (linear attention)"
+    if PartialState().distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        return "FSDP/DeepSpeed (a layer called once per segment is untested under sharding)"
+    return None
 
 
 def add_shared_prefix_forward(
@@ -55,23 +82,27 @@ def add_shared_prefix_forward(
     """
     if is_peft_model(model):
         model = model.get_base_model()  # where TRL patched the forward
+    reason = _unshareable(model)
+    if reason is not None:
+        logger.info("training forwards: TRL's (no shared prefixes with %s)", reason)
+        return
     fused_forward = model.forward
-    text_config = model.config.get_text_config()
-    plain_logits = all(getattr(text_config, name, None) in (None, 1.0) for name in _LOGIT_TRANSFORMS)
 
+    @functools.wraps(type(model).forward)  # `generate` checks its kwargs against this signature
     def forward(self, *args: Any, fused_lm_head: bool = False, labels: torch.Tensor | None = None,
                 num_items_in_batch: Any = None, **kwargs: Any) -> Any:
         backbone = self.base_model
         given = {name for name, value in kwargs.items() if value is not None and value is not False}
-        handled = (fused_lm_head and not args and labels is not None and plain_logits and given <= _HANDLED
-                   and kwargs.get("attention_mask") is not None and not self.is_activation_checkpointing
-                   and not isinstance(self.get_output_embeddings().weight, DTensor))  # FSDP2: TRL gathers it
-        plan = _plan(kwargs["input_ids"], kwargs["attention_mask"], labels) if handled else None
+        handled = (fused_lm_head and not args and labels is not None and given <= _HANDLED
+                   and kwargs.get("attention_mask") is not None and not self.is_activation_checkpointing)
+        positions = kwargs.get("position_ids")
+        if handled and positions is not None:
+            positions = positions.expand_as(kwargs["input_ids"])
+        plan = _plan(kwargs["input_ids"], kwargs["attention_mask"], positions, labels) if handled else None
         if plan is None:
             return fused_forward(*args, fused_lm_head=fused_lm_head, labels=labels,
                                  num_items_in_batch=num_items_in_batch, **kwargs)
-        hidden = _shared_prefix_hidden(backbone, kwargs["input_ids"], kwargs["attention_mask"],
-                                       kwargs.get("position_ids"), plan)
+        hidden = _shared_prefix_hidden(backbone, kwargs["input_ids"], kwargs["attention_mask"], positions, plan)
         return _score(self, hidden, labels[:, plan.split + 1:], labels.shape, temperature, cast_lm_head_to_fp32,
                       outputs, num_items_in_batch)
 
@@ -86,8 +117,10 @@ class _Plan:
         self.common, self.split, self.unique, self.row_of = common, split, unique, row_of
 
 
-def _plan(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> _Plan | None:
-    """The split of a batch, or None when nothing is shared (then TRL's forward is as cheap)."""
+def _plan(input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor | None,
+          labels: torch.Tensor) -> _Plan | None:
+    """The split of a batch, or None when nothing is shared (then TRL's forward is as cheap). Rows share
+    a prefix when its tokens, mask and (given) positions are all equal."""
     labelled = (labels[:, 1:] != -100).any(dim=0)
     if not bool(labelled.any()):
         return None
@@ -95,10 +128,10 @@ def _plan(input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.T
     split = int(labelled.int().argmax())
     if split == 0:
         return None
-    prefix = torch.cat([input_ids[:, :split], attention_mask[:, :split].to(input_ids.dtype)], dim=1)
-    unique, row_of = torch.unique(prefix, dim=0, return_inverse=True)
-    ids, mask = unique[:, :split], unique[:, split:]
-    same = ((ids == ids[:1]) & (mask == mask[:1])).all(dim=0)
+    parts = [input_ids, attention_mask] + ([] if position_ids is None else [position_ids])
+    prefix = torch.stack([part[:, :split].to(input_ids.dtype) for part in parts], dim=1)  # rows x parts x split
+    unique, row_of = torch.unique(prefix.flatten(1), dim=0, return_inverse=True)
+    same = (unique.view(len(unique), len(parts), split) == unique[:1].view(1, len(parts), split)).all(dim=(0, 1))
     common = split if bool(same.all()) else int((~same).int().argmax())
     if common == 0 and len(unique) == len(input_ids):
         return None
@@ -115,14 +148,16 @@ def _shared_prefix_hidden(
     backbone: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     position_ids: torch.Tensor | None, plan: _Plan,
 ) -> torch.Tensor:
-    """Last hidden states of positions ``[split, L)`` of every row, the prefix run once per sharer."""
-    if position_ids is None:  # what the backbone would use for the whole batch at once
-        position_ids = torch.arange(input_ids.size(1), device=input_ids.device).expand_as(input_ids)
+    """Last hidden states of positions ``[split, L)`` of every row, the prefix run once per sharer.
+
+    Without ``position_ids`` each segment gets the backbone's own default after a cache, which is what
+    it gives the whole batch at once (as in generation)."""
     cache = DynamicCache(config=backbone.config)
 
     def run(rows: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        positions = None if position_ids is None else position_ids[rows, start:end]
         return backbone(input_ids=input_ids[rows, start:end], attention_mask=attention_mask[rows, :end],
-                        position_ids=position_ids[rows, start:end], cache=cache, use_cache=True).last_hidden_state
+                        position_ids=positions, cache=cache, use_cache=True).last_hidden_state
 
     if plan.common > 0:
         run(plan.unique[:1], 0, plan.common)
@@ -139,15 +174,16 @@ def _score(
 ) -> FusedCausalLMOutput:
     """TRL's fused-head output (per-token fields of the full, shifted ``shape``), computed on the labelled
     positions only. ``hidden`` holds positions ``[split, L)``; ``labels`` the tokens they predict."""
-    hidden = hidden[:, :-1]
     lm_head = model.get_output_embeddings()
+    # A model split across devices (`device_map`) can end on another device than its head.
+    hidden, labels = hidden[:, :-1].to(lm_head.weight.device), labels.to(lm_head.weight.device)
     mask = labels != -100
-    selected = hidden[mask].to(lm_head.weight.device)
+    selected = hidden[mask]
     autocast = nullcontext()
     if cast_lm_head_to_fp32:
         selected = selected.float()
         autocast = torch.autocast(selected.device.type, enabled=False)
-    with autocast, maybe_gather_lm_head_ctx(lm_head.weight, lm_head.bias):  # DeepSpeed ZeRO-3 shards the head
+    with autocast:
         fields = ChunkedLogProbFunction.apply(selected, lm_head.weight, lm_head.bias, labels[mask], temperature,
                                               _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs)
     full_mask = torch.zeros(shape[0], shape[1] - 1, dtype=torch.bool, device=mask.device)

@@ -54,9 +54,9 @@ def sft_batch(tokenizer):
     }
 
 
-def grpo_batch(tokenizer, group: int = 3):
+def grpo_batch(tokenizer, group: int = 3, tweets: tuple[str, str] = ("a longer first tweet here", "short")):
     """Left-padded prompts, each once per group member, then right-padded completions (TRL GRPO's layout)."""
-    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("a longer first tweet here", "short")]
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in tweets]
     width = max(map(len, prompts))
     completions = [tokenizer(c, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
                    for c in (" yes", " no way", " maybe later today")]
@@ -80,11 +80,29 @@ def forward_backward(model, batch, **kwargs):
     return out, grads
 
 
-@pytest.mark.parametrize("layout", ["sft", "grpo"])
+def layouts(tokenizer) -> dict[str, dict[str, torch.Tensor]]:
+    sft = sft_batch(tokenizer)
+    unlabelled = {k: v.clone() for k, v in sft.items()}
+    unlabelled["labels"][1] = -100  # a row with nothing to score
+    positioned = {**sft, "position_ids": torch.arange(sft["input_ids"].size(1)).expand_as(sft["input_ids"]) + 3}
+    return {
+        "sft": sft,
+        "sft, a row without labels": unlabelled,
+        "sft, position_ids given": positioned,
+        "grpo": grpo_batch(tokenizer),
+        # equal-length prompts (no padding) that share their first words: a common part and a per-group part
+        "grpo, common words": grpo_batch(tokenizer, tweets=("one two cats and more", "one two dogs and more")),
+    }
+
+
+LAYOUTS = ["sft", "sft, a row without labels", "sft, position_ids given", "grpo", "grpo, common words"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_equals_trl_forward(base, layout, temperature):
     model, tokenizer = base
-    batch = (sft_batch if layout == "sft" else grpo_batch)(tokenizer)
+    batch = layouts(tokenizer)[layout]
     expected, expected_grads = forward_backward(lora_model(model, False, temperature), batch)
     got, grads = forward_backward(lora_model(model, True, temperature), batch)
     assert torch.equal(got.label_mask, expected.label_mask)
@@ -94,6 +112,36 @@ def test_equals_trl_forward(base, layout, temperature):
     torch.testing.assert_close(got.loss, expected.loss)
     assert expected_grads.abs().max() > 0
     torch.testing.assert_close(grads, expected_grads, atol=1e-6, rtol=1e-4)
+
+
+def test_reference_pass_without_grad_or_adapter_equals_trl(base):
+    model, tokenizer = base
+    batch = grpo_batch(tokenizer)
+    outputs = []
+    for shared in (False, True):
+        peft = lora_model(model, shared)
+        with torch.no_grad(), peft.disable_adapter():
+            outputs.append(peft(**batch, fused_lm_head=True).log_probs)
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=1e-4)
+
+
+def test_plan_keys_on_positions_too(base):
+    _, tokenizer = base
+    batch = grpo_batch(tokenizer)
+    positions = torch.arange(batch["input_ids"].size(1)).expand_as(batch["input_ids"]).clone()
+    positions[1] += 1  # same tokens as its group, other positions: not the same prefix
+    plan = _plan(batch["input_ids"], batch["attention_mask"], positions, batch["labels"])
+    assert len(plan.unique) == 3
+
+
+def test_models_a_split_forward_would_change_keep_trls(base):
+    model, _ = base
+    capped = copy.deepcopy(model)
+    capped.config.final_logit_softcapping = 30.0
+    add_fused_lm_head(capped, outputs=OUTPUTS)
+    trl_forward = capped.forward
+    add_shared_prefix_forward(capped, outputs=OUTPUTS)
+    assert capped.forward is trl_forward
 
 
 def test_num_items_in_batch_divides_the_loss_as_trl(base):
@@ -107,17 +155,20 @@ def test_num_items_in_batch_divides_the_loss_as_trl(base):
 def test_plan_shares_the_header_and_each_groups_prompt(base):
     _, tokenizer = base
     sft = sft_batch(tokenizer)
-    plan = _plan(sft["input_ids"], sft["attention_mask"], sft["labels"])
+    plan = _plan(sft["input_ids"], sft["attention_mask"], None, sft["labels"])
     # Every row is distinct, but the chat-template header is common to all of them.
     header = tokenizer.apply_chat_template([{"role": "user", "content": ""}], tokenize=True)
     assert plan.common >= 5 and len(plan.unique) == 3 and plan.common <= len(header["input_ids"])
     grpo = grpo_batch(tokenizer)
-    plan = _plan(grpo["input_ids"], grpo["attention_mask"], grpo["labels"])
+    plan = _plan(grpo["input_ids"], grpo["attention_mask"], None, grpo["labels"])
     # Two prompts (one left-padded, so nothing common to both), each shared by its group of three, up to
     # the position that predicts the first completion token.
     prompt_width = int((grpo["labels"] != -100).int().argmax(dim=1).min())
     assert plan.common == 0 and plan.split == prompt_width - 1 and len(plan.unique) == 2
     assert plan.row_of.tolist() == [plan.row_of[0].item()] * 3 + [plan.row_of[3].item()] * 3
+    same_start = grpo_batch(tokenizer, tweets=("one two cats and more", "one two dogs and more"))
+    plan = _plan(same_start["input_ids"], same_start["attention_mask"], None, same_start["labels"])
+    assert 0 < plan.common < plan.split and len(plan.unique) == 2
 
 
 def test_nothing_shared_or_unsupported_inputs_go_to_trl(base, monkeypatch):
@@ -129,7 +180,7 @@ def test_nothing_shared_or_unsupported_inputs_go_to_trl(base, monkeypatch):
 
     monkeypatch.setattr("replyrl.models.shared_prefix._shared_prefix_hidden", shared_path)
     batch = grpo_batch(tokenizer, group=1)  # two rows, two prompts, no common header: nothing to share
-    assert _plan(batch["input_ids"], batch["attention_mask"], batch["labels"]) is None
+    assert _plan(batch["input_ids"], batch["attention_mask"], None, batch["labels"]) is None
     peft(**batch, fused_lm_head=True)
     peft(**grpo_batch(tokenizer), fused_lm_head=True, output_attentions=True)
     peft(**grpo_batch(tokenizer))  # a plain forward (generation, logits) is the model's own
