@@ -75,12 +75,10 @@ def generate_for_model(
     prompts = build_prompts(tokenizer, [t["tweet"] for t in tweets], prompt)
     sampling = SamplingConfig(
         num_samples=config.n_samples, temperature=config.temperature, top_p=config.top_p,
-        max_new_tokens=config.max_new_tokens,
+        max_new_tokens=config.max_new_tokens, with_greedy=True,
     )
     set_seed(seed)
-    samples = generate_replies(model, tokenizer, prompts, sampling, config.batch_size, progress)
-    greedy_config = SamplingConfig(num_samples=1, do_sample=False, max_new_tokens=config.max_new_tokens)
-    greedy = generate_replies(model, tokenizer, prompts, greedy_config, config.batch_size, progress)
+    replies = generate_replies(model, tokenizer, prompts, sampling, config.batch_size, progress)
     params = {
         "seed": seed, "n_samples": config.n_samples, "temperature": config.temperature, "top_p": config.top_p,
         "top_k": sampling.top_k,
@@ -88,6 +86,6 @@ def generate_for_model(
         "sampler": "vllm" if isinstance(model, VLLMPolicy) else "replyrl",
     }
     return [
-        {**tweet, "prompt": text, "samples": replies, "greedy": best[0], "generation": params}
-        for tweet, text, replies, best in zip(tweets, prompts, samples, greedy)
+        {**tweet, "prompt": text, "samples": rows[:-1], "greedy": rows[-1], "generation": params}
+        for tweet, text, rows in zip(tweets, prompts, replies)
     ]

@@ -38,11 +38,12 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 from trl.kernels.chunked_logprob import ChunkedLogProbFunction
 from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE, FusedCausalLMOutput
+
+from replyrl.models.lm_head import logit_transform
+
 # The inputs a text decoder's training forward needs (and PEFT's defaults, ignored: the outputs are TRL's);
 # any other set one (images, router logits, packed sequences' cu_seqlens, attentions) goes to TRL's forward.
 _HANDLED = {"input_ids", "attention_mask", "position_ids", "use_cache", "return_dict"}
-# Config fields that scale the logits between the last hidden state and the softmax (1.0 = none).
-_LOGIT_SCALES = ("logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,9 @@ def _unshareable(model: PreTrainedModel) -> str | None:
     """Why a split forward would not be TRL's computation for ``model`` (or is untested), else None."""
     config = model.config.get_text_config()
     rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    if getattr(config, "final_logit_softcapping", None) is not None or any(
-            getattr(config, name, None) not in (None, 1.0) for name in _LOGIT_SCALES):
-        return "logit softcapping or scaling"
+    transform = logit_transform(model)
+    if transform is not None:
+        return transform
     if getattr(config, "output_router_logits", False):
         return "an MoE router loss"
     if rope.get("rope_type") in ("dynamic", "longrope"):  # frequencies depend on each call's longest position
