@@ -16,7 +16,8 @@ from transformers import (
 )
 
 from replyrl.models.base import load_base
-from replyrl.sampling import SamplingConfig, eos_token_ids, generate_replies, sample_next, sample_token_ids
+from replyrl.models.lm_head import plain_lm_head
+from replyrl.sampling import SamplingConfig, _last_logits, eos_token_ids, generate_replies, sample_next, sample_token_ids
 
 DRAWS = 20_000
 
@@ -59,6 +60,29 @@ def test_each_step_draws_from_transformers_distribution(sampling, candidates):
         assert result.pvalue > 1e-3, (row, counts, expected[row])
 
 
+def test_nuclei_wider_than_the_candidates_are_drawn_from_the_next_widths():
+    # 300 tokens and 2 candidates: the widths are 2, 32 and 300 (the full sort). Rows whose nucleus
+    # holds ~1, ~20 and ~200 tokens each end at another width, and all draw transformers' distribution.
+    logits = torch.stack([
+        torch.cat([torch.tensor([12.0]), torch.zeros(299)]),
+        torch.cat([6.0 - 0.01 * torch.arange(20), torch.zeros(280)]),  # no ties: the nucleus edge is one token
+        -torch.linspace(0.0, 2.0, 300),
+    ])
+    sampling = SamplingConfig(temperature=1.0, top_p=0.9)
+    tokens = sample_next(logits.repeat_interleave(DRAWS, dim=0), sampling, candidates=2,
+                         generator=torch.Generator().manual_seed(0)).view(3, DRAWS)
+    expected = reference_probs(logits, sampling)
+    sizes = [int((p > 0).sum()) for p in expected]
+    assert sizes[0] == 1 and 2 < sizes[1] <= 32 < sizes[2]
+    for row in range(3):
+        counts = np.bincount(tokens[row].numpy(), minlength=300)
+        support = (expected[row] > 0).numpy()
+        assert counts[~support].sum() == 0
+        if support.sum() > 1:  # a one-token nucleus is checked by the line above (chi-square needs two)
+            probs = expected[row][support].double().numpy()
+            assert chisquare(counts[support], DRAWS * probs / probs.sum()).pvalue > 1e-3, row
+
+
 def test_ties_at_the_top_k_cut_all_stay_as_in_transformers():
     logits = torch.tensor([[3.0, 2.0, 2.0, 1.0]])
     sampling = SamplingConfig(top_k=2)
@@ -94,6 +118,35 @@ def test_greedy_matches_generate_through_the_shared_prompt_cache(tiny_base_dir):
     for i, want in enumerate(expected):
         cut = next((j + 1 for j, t in enumerate(want) if t in eos), len(want))
         assert rows[3 * i : 3 * i + 3] == [want[:cut]] * 3  # each prompt's 3 rows share its cache
+
+
+def test_greedy_rows_of_a_sampled_batch_decode_as_a_greedy_pass(tiny_base_dir):
+    model, tokenizer = load_base(tiny_base_dir)
+    model.eval()
+    prompt_ids = tokenizer(["hi", "a longer prompt, so the first one is left-padded"])["input_ids"]
+    eos = eos_token_ids(model, tokenizer)
+    greedy = sample_token_ids(model, prompt_ids, SamplingConfig(do_sample=False, max_new_tokens=12), eos,
+                              tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    mixed = SamplingConfig(num_samples=3, temperature=1.5, max_new_tokens=12, with_greedy=True)
+    rows = sample_token_ids(model, prompt_ids, mixed, eos, tokenizer.pad_token_id)
+    assert len(rows) == 8 and [rows[3], rows[7]] == greedy  # each prompt's 3 samples, then its greedy reply
+    assert rows[0:3] != [greedy[0]] * 3  # the others are sampled (at temperature 1.5 a tie is all but impossible)
+    replies = generate_replies(model, tokenizer, ["hi"], mixed, batch_size=1)
+    assert len(replies[0]) == 4 and replies[0][3] == tokenizer.decode(greedy[0], skip_special_tokens=True).strip()
+
+
+def test_the_head_as_its_matrix_gives_the_model_logits(tiny_base_dir):
+    model, tokenizer = load_base(tiny_base_dir)
+    ids = torch.tensor(tokenizer(["what do you think about it?"])["input_ids"])
+    head = plain_lm_head(model)
+    assert head is not None
+    with torch.no_grad():
+        ours = _last_logits(model, head, input_ids=ids)
+        theirs = _last_logits(model, None, input_ids=ids)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    model.config.final_logit_softcapping = 30.0  # a transform after the head: the model's own forward
+    assert plain_lm_head(model) is None
 
 
 def test_greedy_stops_at_an_eos_as_generate_does(tiny_base_dir):

@@ -109,7 +109,7 @@ class EvaluateConfig:
         "SFT adapters; `<method>_phase1` are the GRPO warm-starts each GRPO model is compared with.",
     )
     # test prompts and sampling (the `generate` stage)
-    max_prompts: int | None = help_field(16, "Evaluate this many test tweets (a seeded random choice); null = all.")
+    max_prompts: int | None = help_field(12, "Evaluate this many test tweets (a seeded random choice); null = all.")
     prompt_seed: int = help_field(0, "Seed of the choice of test tweets.")
     n_samples: int = help_field(10, "Sampled replies per tweet (>= the largest k of Pass@k).")
     temperature: float = help_field(0.8, "Sampling temperature.")

@@ -51,7 +51,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from replyrl.data.schema import CONTEXT_FIELD
@@ -125,6 +124,14 @@ def _trigrams(tokens: Sequence[str]) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)}
 
 
+@cache
+def _stop_words() -> frozenset[str]:
+    # Imported on first use: sklearn adds ~2 s to the start of every stage that imports this module.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
+
+
 def gold_components(tweet: str, reply: str, context: Mapping[str, Any]) -> dict[str, float]:
     """Every component of the gold (see the module docstring) and their weighted mean, ``total``."""
     reply_words, tweet_words = words(reply), words(tweet)
@@ -137,7 +144,7 @@ def gold_components(tweet: str, reply: str, context: Mapping[str, Any]) -> dict[
         specificity = 0.0
     chars = len(reply.strip())
     length = math.exp(-0.5 * (math.log(chars / LENGTH_PEAK_CHARS) / LENGTH_LOG_SIGMA) ** 2) if chars else 0.0
-    content = {w for w in reply_words if w in idf and w not in ENGLISH_STOP_WORDS}
+    content = {w for w in reply_words if w in idf and w not in _stop_words()}
     new_share = len(content - set(tweet_words)) / len(content) if content else 0.0
     reply_trigrams = _trigrams(reply_words)
     copied = len(reply_trigrams & _trigrams(tweet_words)) / len(reply_trigrams) if reply_trigrams else 0.0

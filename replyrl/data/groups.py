@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit
 
 
 def tweet_key(row: Mapping[str, Any]) -> str:
@@ -51,6 +50,9 @@ def holdout_mask(rows: Sequence[Mapping[str, Any]], fraction: float, seed: int) 
     if len(set(groups)) < 2:
         raise ValueError(f"need at least 2 distinct groups (conversations or tweets) to hold some out, "
                          f"got {len(set(groups))}")
+    # Imported here: sklearn adds ~2 s to the start of every stage that only needs the keys above.
+    from sklearn.model_selection import GroupShuffleSplit
+
     splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
     _, held_out = next(splitter.split(rows, groups=groups))
     mask = np.zeros(len(rows), dtype=bool)
