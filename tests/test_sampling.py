@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from peft import LoraConfig, get_peft_model
 from scipy.stats import chisquare
 from transformers import (
     LogitsProcessorList,
@@ -183,3 +184,33 @@ def test_samples_stop_at_the_first_eos_and_keep_prompt_order(tiny_base_dir):
     assert all(t not in eos for r in rows for t in r[:-1])  # nothing after an EOS
     replies = generate_replies(model, tokenizer, ["first", "second"], sampling, batch_size=1)
     assert [len(r) for r in replies] == [4, 4]
+
+
+def test_the_head_as_its_matrix_gives_a_lora_policy_logits(tiny_base_dir):
+    # GRPO's rollouts sample a PEFT-wrapped policy: the backbone's LoRA layers must be the ones used.
+    model, tokenizer = load_base(tiny_base_dir)
+    policy = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.tensor(tokenizer(["what do you think about it?"])["input_ids"])
+    head = plain_lm_head(policy)
+    assert head is not None
+    with torch.no_grad():
+        ours = _last_logits(policy, head, input_ids=ids)
+        theirs = _last_logits(policy, None, input_ids=ids)
+        with policy.disable_adapter():
+            plain = _last_logits(policy, None, input_ids=ids)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(theirs, plain, atol=1e-4)  # the random adapter does change the logits
+
+
+def test_a_head_with_its_own_forward_or_bias_goes_through_the_model(tiny_base_dir):
+    model, _ = load_base(tiny_base_dir)
+    head = model.get_output_embeddings()
+    head.forward = lambda hidden: torch.nn.functional.linear(hidden.float(), head.weight.float())  # as TRL's fp32 cast
+    assert plain_lm_head(model) is None
+    del head.forward
+    assert plain_lm_head(model) is not None
+    handle = head.register_forward_hook(lambda module, args, out: out * 2)
+    assert plain_lm_head(model) is None
+    handle.remove()
+    head.bias = torch.nn.Parameter(torch.zeros(head.out_features))
+    assert plain_lm_head(model) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from accelerate.utils import is_peft_model
+from peft import PeftType
 from transformers import PreTrainedModel
 
 # Config fields that scale the logits between the last hidden state and the softmax (1.0 = none).
@@ -26,11 +27,21 @@ def logit_transform(model: PreTrainedModel) -> str | None:
 
 def plain_lm_head(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.Tensor] | None:
     """``(backbone, W)`` when ``model`` (a causal LM or its PEFT wrapper) computes its logits as
-    ``backbone(...).last_hidden_state @ W.T`` and nothing else: a bias-free `nn.Linear` head (no
-    adapter on it) and no transform after it. Else None."""
+    ``backbone(...).last_hidden_state @ W.T`` and nothing else, else None.
+
+    That takes a bias-free `nn.Linear` head with its class's own forward (no adapter on it, no hooks,
+    no forward patched per instance as TRL's ``cast_lm_head_to_fp32`` does), no transform after it, and
+    for a PEFT wrapper a plain LoRA: prompt learning, aLoRA and the like do work in the wrapper's
+    forward that calling the backbone would skip.
+    """
     if is_peft_model(model):
+        config = model.active_peft_config
+        if config.peft_type != PeftType.LORA or getattr(config, "alora_invocation_tokens", None) is not None:
+            return None
         model = model.get_base_model()
     head = model.get_output_embeddings()
-    if type(head) is not torch.nn.Linear or head.bias is not None or logit_transform(model) is not None:
+    if (type(head) is not torch.nn.Linear or head.bias is not None or "forward" in vars(head)
+            or head._forward_hooks or head._forward_pre_hooks or hasattr(head, "_hf_hook")
+            or logit_transform(model) is not None):
         return None
     return model.base_model, head.weight
