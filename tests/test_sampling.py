@@ -137,15 +137,20 @@ def test_greedy_rows_of_a_sampled_batch_decode_as_a_greedy_pass(tiny_base_dir):
     assert len(replies[0]) == 4 and replies[0][3] == tokenizer.decode(greedy[0], skip_special_tokens=True).strip()
 
 
-def test_the_head_as_its_matrix_gives_the_model_logits(tiny_base_dir):
-    model, tokenizer = load_base(tiny_base_dir)
-    ids = torch.tensor(tokenizer(["what do you think about it?"])["input_ids"])
+def assert_head_path_matches(model, ids: torch.Tensor) -> torch.Tensor:
+    """The logits through `plain_lm_head` equal the model's own forward's; returns the latter."""
     head = plain_lm_head(model)
     assert head is not None
     with torch.no_grad():
         ours = _last_logits(model, head, input_ids=ids)
         theirs = _last_logits(model, None, input_ids=ids)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    return theirs
+
+
+def test_the_head_as_its_matrix_gives_the_model_logits(tiny_base_dir):
+    model, tokenizer = load_base(tiny_base_dir)
+    assert_head_path_matches(model, torch.tensor(tokenizer(["what do you think about it?"])["input_ids"]))
     model.config.final_logit_softcapping = 30.0  # a transform after the head: the model's own forward
     assert plain_lm_head(model) is None
 
@@ -191,14 +196,9 @@ def test_the_head_as_its_matrix_gives_a_lora_policy_logits(tiny_base_dir):
     model, tokenizer = load_base(tiny_base_dir)
     policy = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     ids = torch.tensor(tokenizer(["what do you think about it?"])["input_ids"])
-    head = plain_lm_head(policy)
-    assert head is not None
-    with torch.no_grad():
-        ours = _last_logits(policy, head, input_ids=ids)
-        theirs = _last_logits(policy, None, input_ids=ids)
-        with policy.disable_adapter():
-            plain = _last_logits(policy, None, input_ids=ids)
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    theirs = assert_head_path_matches(policy, ids)
+    with torch.no_grad(), policy.disable_adapter():
+        plain = _last_logits(policy, None, input_ids=ids)
     assert not torch.allclose(theirs, plain, atol=1e-4)  # the random adapter does change the logits
 
 
