@@ -192,7 +192,7 @@ def generate_replies(
     """Return, for each prompt, ``sampling.num_samples`` decoded replies (special tokens stripped), and
     with ``sampling.with_greedy`` its greedy reply after them.
 
-    ``batch_size`` prompts (x ``num_samples`` rows) are sampled together, in eval mode (no dropout).
+    ``batch_size`` prompts (x ``rows_per_prompt`` rows) are sampled together, in eval mode (no dropout).
     A `VLLMPolicy` (GPU) samples all prompts in one call of its engine instead.
     """
     from tqdm.auto import tqdm

@@ -1,7 +1,8 @@
 """Whether a causal LM's logits are exactly its last hidden states times its head matrix.
 
-Code that computes logits itself (the sampler's decoding step, the training forwards that share
-prompt prefixes) can only do so for such a model; any other one goes through its own forward.
+Code that computes logits itself (the sampler's decoding step; the training forwards that share
+prompt prefixes check `logit_transform`) can only do so for such a model; any other one goes through
+its own forward.
 """
 
 from __future__ import annotations
