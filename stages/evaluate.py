@@ -15,9 +15,11 @@ from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.loader import load_seeds
 from replyrl.configs.reward import RewardConfig
 from replyrl.configs.sft import SFTStageConfig
-from replyrl.evaluation.evaluate import evaluate, load_generations, load_scorers, read_grpo_kl, training_objectives
+from replyrl.evaluation.evaluate import (
+    evaluate, load_generations, load_scorers, read_grpo_kl, resolve_judge, training_objectives,
+)
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
-from replyrl.io import atomic_path, write_json
+from replyrl.io import atomic_path, read_jsonl, write_json
 
 logger = logging.getLogger("evaluate")
 
@@ -32,24 +34,29 @@ def main() -> None:
     parser.add_argument("--plots", required=True, help="Folder for passk.csv and the PNGs.")
     parser.add_argument("--report", required=True, help="Output Markdown report.")
     parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
+    parser.add_argument("--samples", required=True, help="Every sample: text checks, judge scores, gold components.")
+    parser.add_argument("--reference", required=True,
+                        help="Training pairs JSONL: their human replies set the `quantile` pass criterion.")
     args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig,
                                         "grpo": GRPOStageConfig, "sft": SFTStageConfig})
     config, seeds, grpo = params.evaluate, load_seeds(args.params), params.grpo
+    models = [*config.models, *(run.model for run in grpo.runs)]
+    generations = load_generations(args.generations, models, seeds, max(config.pass_at_k.k))
+    config = resolve_judge(config, generations)  # judge `auto`: gold on the sample, else learned
     # What the models were trained on is marked in every table: such a metric is not evidence.
     trained_on = training_objectives(grpo.reward_type, grpo.diversity_weight, {run.objective for run in grpo.runs},
                                      params.sft.polychromic.quality, config)
-
-    models = [*config.models, *(run.model for run in grpo.runs)]
-    generations = load_generations(args.generations, models, seeds, max(config.pass_at_k.k))
     scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size)
     grpo_kl = read_grpo_kl(args.grpo_metrics, [run.name for run in grpo.runs], seeds)
-    result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs)
+    result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs, read_jsonl(args.reference))
 
     write_json(args.metrics, result.metrics)
     with atomic_path(f"{args.plots}/passk.csv") as tmp:
         result.passk.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(args.per_prompt) as tmp:
         result.per_prompt.to_csv(tmp, index=False)
+    with atomic_path(args.samples) as tmp:
+        result.samples.to_csv(tmp, index=False, float_format="%.6g")
     plot_passk(result.passk, f"{args.plots}/passk.png")
     plot_diversity_quality(result, f"{args.plots}/diversity_vs_quality.png")
     with atomic_path(args.report) as tmp:

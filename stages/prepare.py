@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from replyrl.cli import run_stage, stage_parser, start_stage
+from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.prepare import PrepareConfig
-from replyrl.data.prepare import prepare_rows, source_lines
+from replyrl.data.prepare import check_judge, prepare_rows, source_lines
 from replyrl.io import write_json, write_jsonl
 
 logger = logging.getLogger("prepare")
@@ -23,7 +24,8 @@ def main() -> None:
     parser.add_argument("--pairs", required=True, help="Output JSONL of valid rows (with `engagement`).")
     parser.add_argument("--rejected", required=True, help="Output JSONL of rejected rows (file, line, reason, raw).")
     parser.add_argument("--metrics", required=True, help="Output JSON of row counts per rejection reason.")
-    args, params = start_stage(parser, {"prepare": PrepareConfig})
+    # evaluate.pass_at_k.judge too: `gold` on data without the sample's ratings fails here, not after training.
+    args, params = start_stage(parser, {"prepare": PrepareConfig, "evaluate": EvaluateConfig})
     config = params.prepare
 
     result = prepare_rows(source_lines(config), config.max_chars)
@@ -33,6 +35,7 @@ def main() -> None:
     logger.info("kept %d of %d rows; rejected per reason: %s", len(result.kept), result.rows_read, counts)
     try:
         result.check(config.max_reject_fraction, args.rejected)
+        check_judge(result.kept, params.evaluate.pass_at_k.judge)
     except ValueError as e:
         # A stale pairs file from an earlier run must not pass for this run's output.
         Path(args.pairs).unlink(missing_ok=True)

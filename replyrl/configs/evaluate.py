@@ -10,24 +10,31 @@ from dataclasses import dataclass, field
 
 from replyrl.configs.loader import AutoBool, Bf16, check, check_positive, check_sampling, help_field
 
-PASS_JUDGES = ("gold", "learned", "heuristic", "llm")
-PASS_CRITERIA = ("per_tweet", "median")
-CORRECTIONS = ("holm", "bonferroni")
+PASS_JUDGES = ("auto", "gold", "learned", "heuristic", "llm")
+PASS_CRITERIA = ("quantile", "per_tweet", "median")
 JUDGE_PROVIDERS = ("anthropic", "openai")
 
 
 @dataclass
 class PassAtKConfig:
     judge: str = help_field(
-        "gold",
-        "Who scores a sample: `gold` (the sample's ground-truth engagement function; needs the sample's chat "
-        "ratings), `learned` (predicted engagement), `heuristic` or `llm` (pairwise vs the human reply). The gold "
-        "and the learned proxy are reported beside it wherever they are available.",
+        "auto",
+        "Who scores a sample: `auto` (`gold` where every test tweet carries the gold's context, as the sample's "
+        "do, else `learned`; the metrics name the one used as `pass_at_k_judge`), `gold` (the sample's ground-truth "
+        "engagement function; needs the sample's chat ratings, checked by `prepare`), `learned` (predicted "
+        "engagement), `heuristic` or `llm` (pairwise vs the human reply). The gold and the learned proxy are "
+        "reported beside it wherever they are available.",
     )
     threshold: float | str = help_field(
-        "per_tweet",
-        "When a sample passes: `per_tweet` (its judge score >= that of the tweet's best human reply), `median` "
-        "(>= the median judge score of all evaluated human replies) or a number on the Pass@k judge's scale.",
+        "quantile",
+        "When a sample passes: `quantile` (its judge score >= the `quantile` of the judge's scores of "
+        "`reference_pairs` human replies of the training data: 0.75 = as engaging as a top-quarter human reply), "
+        "`per_tweet` (>= the tweet's best human reply: one noisy draw, often a 1-3 word reply), `median` (>= the "
+        "median of the evaluated human replies) or a number on the Pass@k judge's scale.",
+    )
+    quantile: float = help_field(0.75, "With threshold `quantile`: which quantile of the human replies' scores.")
+    reference_pairs: int = help_field(
+        500, "With threshold `quantile`: how many training pairs (seeded choice) set the human quantile."
     )
     k: list[int] = help_field([1, 3, 5, 10], "The k of Pass@k.")
     bootstrap_samples: int = help_field(1000, "Bootstrap resamples (over prompts) for the CI.")
@@ -38,6 +45,8 @@ class PassAtKConfig:
         check(self.threshold in PASS_CRITERIA or (isinstance(self.threshold, (int, float))
                                                   and not isinstance(self.threshold, bool)),
               "evaluate.pass_at_k.threshold", self.threshold, f"choose one of {PASS_CRITERIA} or a number")
+        check(0.0 < self.quantile < 1.0, "evaluate.pass_at_k.quantile", self.quantile, "must be in (0, 1)")
+        check_positive(self, "evaluate.pass_at_k", ("reference_pairs",))
         check(bool(self.k) and all(k > 0 for k in self.k), "evaluate.pass_at_k.k", self.k,
               "must be a non-empty list of positive ints")
         check_positive(self, "evaluate.pass_at_k", ("bootstrap_samples",))
@@ -45,24 +54,37 @@ class PassAtKConfig:
 
 
 @dataclass
+class PrimaryConfig:
+    """The one pre-registered comparison, tested alone at alpha (no multiplicity correction)."""
+
+    model: str = help_field("grpo_from_polychromic", "The model the recipe proposes.")
+    other: str = help_field("grpo_from_baseline", "What it is compared with.")
+    metric: str = help_field(
+        "pass@5", "A per-tweet column of the evaluation (e.g. `pass@5`); a Pass@k here is the one the table uses."
+    )
+
+
+@dataclass
 class SignificanceConfig:
+    primary: PrimaryConfig = field(default_factory=PrimaryConfig)
     pairs: list[list[str]] = help_field(
         [], "Extra [model, other] comparisons for the verdict table, beside the recipe's (see README)."
     )
-    correction: str = help_field(
-        "holm", "Multiple-comparison adjustment over the whole verdict table: `holm` or `bonferroni`."
-    )
     alpha: float = help_field(
-        0.05, "Family-wise error rate of the verdicts; the CIs are simultaneous over the table (1 - alpha / m each)."
+        0.05, "Level of the primary test (two-sided); every row's CI is 1 - alpha, unadjusted."
+    )
+    q: float = help_field(
+        0.10, "False discovery rate of the secondary (exploratory) rows: Benjamini-Hochberg over them."
     )
     power: float = help_field(0.8, "Power at which the minimum detectable difference (`mde`) is reported.")
 
     def __post_init__(self) -> None:
         check(all(len(pair) == 2 for pair in self.pairs), "evaluate.significance.pairs", self.pairs,
               "must hold [model, other] pairs")
-        check(self.correction in CORRECTIONS, "evaluate.significance.correction", self.correction,
-              f"choose one of {CORRECTIONS}")
+        check(self.primary.model != self.primary.other, "evaluate.significance.primary", self.primary,
+              "compare two different models")
         check(0.0 < self.alpha < 1.0, "evaluate.significance.alpha", self.alpha, "must be in (0, 1)")
+        check(0.0 < self.q < 1.0, "evaluate.significance.q", self.q, "must be in (0, 1)")
         check(0.0 < self.power < 1.0, "evaluate.significance.power", self.power, "must be in (0, 1)")
 
 

@@ -35,22 +35,30 @@ class HeuristicRewardConfig:
     generic_max_chars: int = help_field(30, "Only replies shorter than this (characters) can be generic.")
     generic_multiplier: float = help_field(0.5, "The whole score is multiplied by this for a generic reply.")
     # Not in the original recipe: GRPO learned to copy the tweet back (a copy maximises relevance and
-    # sentiment alignment, scoring ~0.77 of 0.8). echo_multiplier: 1.0 restores the recipe's formula.
-    echo_min_similarity: float = help_field(
-        0.8, "A reply whose character similarity to the tweet (difflib ratio, lower-cased) is at least this "
-             "counts as an echo of the tweet.",
+    # sentiment alignment, scoring ~0.75 of 0.8). Word measures catch a cut, shuffled or extended copy
+    # too; the values are measured in `rewards/heuristic.py`. echo_multiplier: 1.0 restores the recipe.
+    echo_min_copied_words: int = help_field(
+        4, "A reply that repeats this many consecutive words of the tweet (all of a shorter tweet's) is an echo."
     )
-    echo_multiplier: float = help_field(0.5, "The whole score is multiplied by this for an echo; 1.0 = off.")
+    echo_max_word_overlap: float = help_field(
+        0.65, "A reply of which at least this share of words occur in the tweet is an echo (a shuffled or cut "
+              "copy); 0.65 spares 3 of 5, as in 'yes i do love dogs' to 'do you love dogs?'.",
+    )
+    echo_multiplier: float = help_field(
+        0.25, "The whole score is multiplied by this for an echo (at most 0.2, the lowest human reply's); 1.0 = off."
+    )
 
     def __post_init__(self) -> None:
         for name in HEURISTIC_WEIGHTS:
             check(getattr(self, name) >= 0, f"reward.heuristic.{name}", getattr(self, name), "must be >= 0")
         check(0 <= self.length_min_chars <= self.length_max_chars, "reward.heuristic.length_min_chars",
               self.length_min_chars, f"needs 0 <= length_min_chars <= length_max_chars ({self.length_max_chars})")
-        for name in ("length_outside_score", "punctuation_over_score", "generic_multiplier", "echo_min_similarity",
+        for name in ("length_outside_score", "punctuation_over_score", "generic_multiplier", "echo_max_word_overlap",
                      "echo_multiplier"):
             check(0.0 <= getattr(self, name) <= 1.0, f"reward.heuristic.{name}", getattr(self, name),
                   "must be in [0, 1]")
+        check(self.echo_min_copied_words > 0, "reward.heuristic.echo_min_copied_words", self.echo_min_copied_words,
+              "must be > 0")
         check(0.0 < self.punctuation_max_ratio <= 1.0, "reward.heuristic.punctuation_max_ratio",
               self.punctuation_max_ratio, "must be in (0, 1]")
         check(bool(self.punctuation_chars), "reward.heuristic.punctuation_chars", self.punctuation_chars,

@@ -18,9 +18,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from replyrl.configs.loader import ConfigError
 from replyrl.configs.prepare import PrepareConfig
+from replyrl.data.gold import has_context
 from replyrl.data.sample import sample_rows
-from replyrl.data.schema import ID_FIELDS, LIKE_FIELDS, REQUIRED_FIELDS, TEXT_FIELDS, engagement
+from replyrl.data.schema import CONTEXT_FIELD, ID_FIELDS, LIKE_FIELDS, REQUIRED_FIELDS, TEXT_FIELDS, engagement
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +167,19 @@ def prepare_rows(lines: Iterable[Line], max_chars: int) -> PrepareResult:
         seen.add(pair)
         result.kept.append(row)
     return result
+
+
+def check_judge(rows: list[dict[str, Any]], judge: str) -> None:
+    """Raise, before any training, if ``judge`` (``evaluate.pass_at_k.judge``) is `gold` but some of
+    ``rows`` lack the gold's context (the sample's chat ratings): `evaluate` would stop on them only
+    after every model is trained and has generated. `auto` uses the gold only where it can."""
+    missing = sum(not has_context(row) for row in rows) if judge == "gold" else 0
+    if missing:
+        raise ConfigError(
+            f"evaluate.pass_at_k.judge: 'gold' is not allowed with this data: {missing} of {len(rows)} rows lack "
+            f"{CONTEXT_FIELD!r} (the chat ratings only prepare.source=sample provides); set evaluate.pass_at_k.judge "
+            "to auto (the learned reward where there is no gold) or learned"
+        )
 
 
 def file_lines(pattern: str) -> Iterator[Line]:

@@ -14,6 +14,7 @@ proxy shows as a gap between the two.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -26,15 +27,16 @@ from tqdm.auto import tqdm
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.grpo import GRPORun
 from replyrl.configs.reward import RewardConfig
-from replyrl.data.gold import context_of, gold_scores
-from replyrl.data.schema import CONTEXT_FIELD
+from replyrl.data.gold import gold_components, context_of, gold_scores, has_context
 from replyrl.evaluation import judge as llm_judge
+from replyrl.evaluation.verdicts import verdict_table_metrics, verdicts
 from replyrl.io import finite_or_none, read_json, read_jsonl
 from replyrl.metrics.diversity import distinct_n, self_bleu, semantic_diversity
 from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
-from replyrl.metrics.stats import adjust_pvalues, bootstrap_ci, paired_effect, seeds_needed, variance_components
+from replyrl.metrics.stats import bootstrap_ci
 from replyrl.models.encoder import encode, load_encoder
+from replyrl.text import copies_tweet, is_boilerplate
 from replyrl.rewards import load_reward
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,6 @@ METRICS = (
     "self_bleu", "distinct_1", "distinct_2", "semantic_diversity",
     "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement", "gold_score",
 )
-LOWER_IS_BETTER = {"self_bleu"}
 ID_COLUMNS = ("model", "seed", "tweet_id", "group_id")  # of `per_prompt`; every other column is a metric
 # The mean per-sample score column of each judge.
 SCORE_COLUMNS = {"gold": "gold_score", "learned": "predicted_engagement", "heuristic": "heuristic_reward"}
@@ -77,6 +78,7 @@ class Evaluation:
     models: list[str]
     seeds: list[int]
     thresholds: dict[str, np.ndarray]  # per reported judge (the first is the Pass@k judge), one per tweet
+    samples: pd.DataFrame  # one row per generated sample: its text checks, judge scores and gold components
     grpo_kl: dict[str, float]  # final KL per GRPO run, keyed grpo_<name>/seed_<seed>
     bertscore_model: str
     trained_on: dict[str, str]  # metric -> what trained on it (`training_objectives`)
@@ -182,15 +184,30 @@ def judge_scores(generations: dict[tuple[str, int], list[dict]], config: Evaluat
     return greedy, samples
 
 
+def resolve_judge(config: EvaluateConfig, generations: dict[tuple[str, int], list[dict]]) -> EvaluateConfig:
+    """``config`` with ``pass_at_k.judge: auto`` made concrete: `gold` where every generation row carries
+    the gold's context (the sample's), else `learned` (the user's own data); any other judge is kept.
+
+    What reads ``config.pass_at_k.judge`` (`criterion`, `training_objectives`, the report) expects it
+    resolved: the stage resolves it once, right after loading the generations (`evaluate` does too).
+    """
+    if config.pass_at_k.judge != "auto":
+        return config
+    judge = "gold" if all(has_context(row) for rows in generations.values() for row in rows) else "learned"
+    logger.info("evaluate.pass_at_k.judge: auto -> %s", judge)
+    return dataclasses.replace(config, pass_at_k=dataclasses.replace(config.pass_at_k, judge=judge))
+
+
 def reported_judges(generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig) -> list[str]:
-    """The Pass@k judge first, then the gold and the learned proxy where available, reported side by side.
+    """The Pass@k judge first (`auto` resolved: `resolve_judge`), then the gold and the learned proxy
+    where available, reported side by side.
 
     The gold needs every tweet's context (only the sample has it); as the Pass@k judge without it,
     this raises naming the first generation row that lacks it.
     """
-    judge = config.pass_at_k.judge
+    judge = resolve_judge(config, generations).pass_at_k.judge
     missing = next(((key, i) for key, rows in generations.items() for i, row in enumerate(rows)
-                    if CONTEXT_FIELD not in row), None)
+                    if not has_context(row)), None)
     if judge == "gold" and missing is not None:
         (model, seed), i = missing
         context_of(generations[model, seed][i], f"evaluate.pass_at_k.judge=gold: {model}/seed_{seed}.jsonl line {i + 1}")
@@ -214,10 +231,12 @@ def judge_scores_per_row(
 
 
 def per_prompt_metrics(
-    generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig
-) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, float]]:
-    """One row per (model, seed, tweet) with every metric; the pass thresholds of each reported judge
-    (one per tweet); and the Pass@k judge's `human_pass_rates`.
+    generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
+    reference: Sequence[dict] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, float]]:
+    """One row per (model, seed, tweet) with every metric; one row per sample (`sample_table`); the pass
+    thresholds of each reported judge (one per tweet); and the Pass@k judge's `human_pass_rates`.
+    ``reference``: training pairs, whose human replies set the `quantile` criterion's threshold.
 
     Pass@k columns: ``pass@k`` under ``evaluate.pass_at_k.judge``, ``pass@k_<judge>`` under each other
     reported judge (`reported_judges`).
@@ -241,7 +260,12 @@ def per_prompt_metrics(
     rows0 = next(iter(generations.values()))
     human = {judge: judge_scores_per_row(rows0, [row["references"] for row in rows0], judge, scorers)
              for judge in judges if judge != "llm"}
-    thresholds = {judge: pass_thresholds(human.get(judge), len(rows0), judge, config) for judge in judges}
+    references = reference_rows(reference, config) if "quantile" in {criterion(j, config) for j in judges} else []
+    reference_scores = {judge: np.concatenate(judge_scores_per_row(references, [[r["reply"]] for r in references],
+                                                                   judge, scorers))
+                        for judge in judges if judge != "llm" and references}
+    thresholds = {judge: pass_thresholds(human.get(judge), len(rows0), judge, config, reference_scores.get(judge))
+                  for judge in judges}
     logger.info("mean pass threshold per judge (the first is the Pass@k judge): %s",
                 {judge: round(float(t.mean()), 4) for judge, t in thresholds.items()})
 
@@ -272,8 +296,65 @@ def per_prompt_metrics(
         if key in llm_greedy:
             frame["llm_win_rate"] = llm_greedy[key]
         frames.append(frame)
-    rates = human_pass_rates(human[judges[0]], config.pass_at_k.threshold) if judges[0] in human else {}
-    return pd.concat(frames, ignore_index=True), thresholds, rates
+    rates = (human_pass_rates(human[judges[0]], config.pass_at_k.threshold, thresholds[judges[0]])
+             if judges[0] in human else {})
+    samples = sample_table(generations, scores, judges[0], thresholds[judges[0]])
+    return pd.concat(frames, ignore_index=True), samples, thresholds, rates
+
+
+def reference_rows(rows: Sequence[dict], config: EvaluateConfig) -> list[dict]:
+    """A seeded choice of ``evaluate.pass_at_k.reference_pairs`` training pairs (all of them if fewer):
+    the human replies whose judge scores set the `quantile` criterion."""
+    if not rows:
+        raise ValueError("evaluate.pass_at_k.threshold 'quantile' needs the training pairs (the stage's --reference "
+                         "file) to set the human quantile; none were given")
+    n = min(config.pass_at_k.reference_pairs, len(rows))
+    chosen = np.sort(np.random.default_rng(config.prompt_seed).choice(len(rows), size=n, replace=False))
+    return [rows[i] | {"tweet_id": rows[i].get("tweet_id", f"reference {i}")} for i in chosen]
+
+
+def sample_table(generations: dict[tuple[str, int], list[dict]], scores: dict[str, dict], judge: str,
+                 thresholds: np.ndarray) -> pd.DataFrame:
+    """One row per generated sample: model, seed, tweet, the text, its length in characters and tokens
+    (``tokens``: re-tokenised by the generate stage; NaN in older files; ``at_token_cap``: at least the
+    generation's ``max_new_tokens``, so most likely cut off), whether it copies >= 4
+    consecutive words of the tweet (`replyrl.text.copies_tweet`) or is assistant boilerplate, every
+    judge's score, whether it passes the Pass@k judge's criterion, and, on the sample, every gold
+    component (``gold.<name>``)."""
+    records = []
+    for (model, seed), rows in generations.items():
+        for i, row in enumerate(rows):
+            tokens = row.get("sample_tokens", [np.nan] * len(row["samples"]))
+            cap = row.get("generation", {}).get("max_new_tokens")
+            for j, text in enumerate(row["samples"]):
+                record = {"model": model, "seed": seed, "tweet_id": row["tweet_id"], "sample": j, "text": text,
+                          "chars": len(text), "tokens": tokens[j],
+                          "at_token_cap": bool(cap is not None and tokens[j] >= cap), "copies_tweet": copies_tweet(row["tweet"], text),
+                          "boilerplate": is_boilerplate(text),
+                          "passes": bool(scores[judge][model, seed][i, j] >= thresholds[i])}
+                record |= {SCORE_COLUMNS[name]: float(values[model, seed][i, j]) for name, values in scores.items()
+                           if name in SCORE_COLUMNS}
+                if "gold" in scores:
+                    parts = gold_components(row["tweet"], text, context_of(row, f"tweet {row['tweet_id']}"))
+                    record |= {f"gold.{name}": value for name, value in parts.items() if name != "total"}
+                records.append(record)
+    return pd.DataFrame(records)
+
+
+def sample_metrics(samples: pd.DataFrame) -> dict[str, float]:
+    """What each model's samples look like (means over all its samples, every seed and tweet):
+    ``median_chars``, the shares ``at_token_cap``, ``boilerplate`` and ``copies_tweet``, the number of
+    ``passing_copies`` (samples that pass Pass@k while copying >= 4 words of the tweet), and the mean of
+    every gold component (``gold.<name>``) where the gold was computed."""
+    metrics: dict[str, float] = {}
+    components = [c for c in samples.columns if c.startswith("gold.")]
+    for model, group in samples.groupby("model", sort=False):
+        metrics[f"{model}.median_chars"] = float(group["chars"].median())
+        for share in ("at_token_cap", "boilerplate", "copies_tweet"):
+            metrics[f"{model}.{share}"] = float(group[share].mean())
+        metrics[f"{model}.passing_copies"] = int((group["passes"] & group["copies_tweet"]).sum())
+        metrics |= {f"{model}.{c}": float(group[c].mean()) for c in components}
+    return metrics
 
 
 def criterion(judge: str, config: EvaluateConfig) -> float | str:
@@ -286,13 +367,15 @@ def criterion(judge: str, config: EvaluateConfig) -> float | str:
 
 
 def pass_thresholds(
-    human: Sequence[np.ndarray] | None, n_tweets: int, judge: str, config: EvaluateConfig
+    human: Sequence[np.ndarray] | None, n_tweets: int, judge: str, config: EvaluateConfig,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each of the ``n_tweets`` evaluated tweets' pass threshold under ``judge`` (`criterion`), from
     ``human``, the judge's scores of each tweet's human replies (None for the LLM): ``per_tweet``, the judge's
     score of the tweet's best human reply ("at least as engaging as the human reply to this tweet",
-    which takes the tweet itself out of the comparison); ``median``, the median score of every
-    evaluated human reply; or a fixed number. The LLM judge scores against the human reply already,
+    which takes the tweet itself out of the comparison); ``quantile``, the ``evaluate.pass_at_k.quantile``
+    of ``reference``, the judge's scores of the training data's human replies (`reference_rows`);
+    ``median``, the median score of every evaluated human reply; or a fixed number. The LLM judge scores against the human reply already,
     so its threshold is a tie (0.5) unless a number is set; note it compares with the FIRST human reply,
     not the best one."""
     rule = criterion(judge, config)
@@ -300,16 +383,19 @@ def pass_thresholds(
         return np.full(n_tweets, float(rule))
     if judge == "llm":
         return np.full(n_tweets, llm_judge.SCORES["tie"])
+    if rule == "quantile":
+        return np.full(n_tweets, float(np.quantile(reference, config.pass_at_k.quantile)))
     if rule == "median":
         return np.full(n_tweets, float(np.median(np.concatenate(human))))
     return np.array([scores.max() for scores in human])
 
 
-def human_pass_rates(human: Sequence[np.ndarray], threshold: float | str) -> dict[str, float]:
+def human_pass_rates(human: Sequence[np.ndarray], threshold: float | str, thresholds: np.ndarray) -> dict[str, float]:
     """Sanity figures from ``human``, a judge's scores of each tweet's human replies: the share of them
     that pass under each criterion (``per_tweet``: only a tweet's best reply, and its ties, pass by
     construction, so 1.0 where every tweet has one reply; ``median``: about half; ``fixed``, with a
-    numeric ``threshold``: those scoring at least it)."""
+    numeric ``threshold``: those scoring at least it; ``quantile``: those reaching the training data's
+    quantile, ``thresholds``, about 1 - quantile when the evaluated tweets are like the training ones)."""
     median = float(np.median(np.concatenate(human)))
     rates = {
         "per_tweet": float(np.mean(np.concatenate([scores >= scores.max() for scores in human]))),
@@ -317,6 +403,8 @@ def human_pass_rates(human: Sequence[np.ndarray], threshold: float | str) -> dic
     }
     if not isinstance(threshold, str):
         rates["fixed"] = float(np.mean(np.concatenate(human) >= threshold))
+    if threshold == "quantile":
+        rates["quantile"] = float(np.mean(np.concatenate([s >= t for s, t in zip(human, thresholds)])))
     return rates
 
 
@@ -350,111 +438,13 @@ def summarise(per_prompt: pd.DataFrame, config: EvaluateConfig) -> tuple[dict[st
     return {k: finite_or_none(v) for k, v in metrics.items()}, pd.DataFrame(passk_rows)
 
 
-def verdict_pairs(models: Sequence[str], config: EvaluateConfig,
-                  grpo_runs: Sequence[GRPORun] = ()) -> list[tuple[str, str, str]]:
-    """The recipe's comparisons among the evaluated ``models``, as (model, other, question), each set
-    objective of ``grpo_runs`` against the `group` run from the same warm-start, then the configured
-    extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
-    group = {run.init: run.model for run in grpo_runs if run.objective == "group"}
-    wanted = [(m, f"{init}_phase1", "GRPO vs its own warm-start") for init, m in group.items()]
-    wanted += [(f"polychromic_{d}", f"baseline_{d}", f"polychromic vs plain SFT ({d} data)") for d in ("full", "phase1")]
-    if {"baseline", "polychromic"} <= set(group):
-        wanted += [(group["polychromic"], group["baseline"], "GRPO from the polychromic vs the plain warm-start")]
-    wanted += [(m, f"{init}_full", "two-phase (SFT + GRPO) vs SFT on all the data") for init, m in group.items()]
-    wanted += [(run.model, group[run.init], f"GRPO {run.objective} vs group objective (same warm-start)")
-               for run in grpo_runs if run.objective != "group" and run.init in group]
-    wanted += [(a, b, "configured") for a, b in config.significance.pairs]
-    pairs, seen = [], set()
-    for a, b, question in wanted:
-        if (a, b) in seen:
-            continue
-        seen.add((a, b))
-        if {a, b} <= set(models):
-            pairs.append((a, b, question))
-        else:
-            logger.info("verdicts: no %s vs %s (%s): not both evaluated", a, b, question)
-    return pairs
-
-
-def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[str]:
-    """What every comparison is judged on: Pass@k at the largest k (the Pass@k judge), the mean quality
-    score (the gold where there is one, else predicted engagement) and semantic diversity."""
-    quality = "gold_score" if "gold_score" in per_prompt.columns else "predicted_engagement"
-    return [f"pass@{max(config.pass_at_k.k)}", quality, "semantic_diversity"]
-
-
-def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None,
-             grpo_runs: Sequence[GRPORun] = ()) -> pd.DataFrame:
-    """The verdict table: one row per (comparison, metric) with the paired difference (every conversation
-    weighs the same), its CI and p-value (seeds and conversations both random: `stats.paired_effect`),
-    the p-value adjusted over the whole table, d_z, the minimum detectable difference, the seeds needed
-    (`stats.seeds_needed`) and the verdict:
-    ``better``, ``worse`` or ``no difference detected``; with one seed ``no verdict (one seed)``, since
-    training variance is then not measured. CIs and detectable differences are Bonferroni-simultaneous
-    over the table's m tests (level alpha / m). ``trained_on`` marks metrics that were a training
-    objective (not evidence); ``grpo_runs`` (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
-    sig = config.significance
-    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
-    metrics = verdict_metrics(per_prompt, config)
-    if per_prompt["group_id"].nunique() < 2:
-        logger.warning("verdicts: need at least 2 test conversations, got %d", per_prompt["group_id"].nunique())
-        pairs = []
-    # Simultaneous (Bonferroni) intervals and detectable differences over the m tests of the table, so a
-    # CI that excludes 0 always comes with a Holm-adjusted p below alpha.
-    level = sig.alpha / max(len(pairs) * len(metrics), 1)
-    by_seed = per_prompt.groupby(["model", "seed", "group_id"], sort=True).mean(numeric_only=True)
-    rows = []
-    for model, other, question in pairs:
-        for metric in metrics:
-            a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
-            values, others = a.to_numpy(), b.loc[a.index, a.columns].to_numpy()
-            effect = paired_effect(values, others, 1 - level, sig.power)
-            diff = values - others
-            # The planning figure (rough, optimistic: see `seeds_needed`); none with one seed.
-            effect["seeds_needed"] = (seeds_needed(variance_components(diff), diff.shape[1], effect["diff"], level,
-                                                   sig.power) if effect["level"] == "seed" else None)
-            rows.append({"model": model, "other": other, "question": question, "metric": metric, **effect,
-                         "trained_on": (trained_on or {}).get(metric, "")})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    table["p_adj"] = adjust_pvalues(table["p"].to_numpy(), sig.correction)
-
-    def verdict(row: pd.Series) -> str:
-        if row.level == "checkpoint":
-            return "no verdict (one seed)"
-        if not np.isfinite(row.p_adj):
-            return "no verdict (not computable)"
-        if row.p_adj >= sig.alpha:
-            return "no difference detected"
-        return "better" if (row["diff"] > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
-
-    table["verdict"] = table.apply(verdict, axis=1)
-    return table
-
-
-VERDICT_CODES = {"better": 1, "worse": -1, "no difference detected": 0}  # one seed: null
-
-
-def verdict_table_metrics(table: pd.DataFrame) -> dict[str, float | None]:
-    """Flat keys ``verdict.{model}_vs_{other}.{metric}.{statistic}``; ``.verdict`` is 1 (better), -1
-    (worse), 0 (no difference detected) or null (one seed: no verdict)."""
-    stats_ = ("diff", "ci_low", "ci_high", "p", "p_adj", "d_z", "mde", "seeds_needed")
-    out: dict[str, float | None] = {}
-    for row in table.itertuples():
-        key = f"verdict.{row.model}_vs_{row.other}.{row.metric}"
-        values = {stat: getattr(row, stat) for stat in stats_}
-        out.update({f"{key}.{stat}": None if v is None else finite_or_none(v) for stat, v in values.items()})
-        out[f"{key}.verdict"] = VERDICT_CODES.get(row.verdict)
-    return out
-
-
 def training_objectives(reward_type: str, diversity_weight: float, objectives: Collection[str],
                         polychromic_quality: str, config: EvaluateConfig) -> dict[str, str]:
     """Which evaluation columns some model was trained on, and by what: such a metric is not evidence.
 
     ``reward_type``, ``diversity_weight``: the grpo params; ``objectives``: those of grpo.runs;
     ``polychromic_quality``: sft.polychromic.quality (the polychromic set score is quality x encoder diversity).
+    ``config`` must have its judge resolved (`resolve_judge`): `auto` names no column.
     """
     marks: dict[str, list[str]] = {}
     if reward_type in ("heuristic", "mix"):
@@ -470,6 +460,9 @@ def training_objectives(reward_type: str, diversity_weight: float, objectives: C
         marks["semantic_diversity"].append("GRPO objective")
     columns = {"learned": "predicted_engagement", "heuristic": "heuristic_reward"}
     judge = config.pass_at_k.judge
+    if judge == "auto":
+        raise ValueError("training_objectives: evaluate.pass_at_k.judge is 'auto'; pass resolve_judge(config, "
+                         "generations), the judge it resolves to on the evaluated tweets")
     for k in config.pass_at_k.k:
         if judge in columns and columns[judge] in marks:
             marks[f"pass@{k}"] = marks[columns[judge]]
@@ -481,14 +474,16 @@ def training_objectives(reward_type: str, diversity_weight: float, objectives: C
 def evaluate(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
     grpo_kl: dict[str, float] | None = None, trained_on: dict[str, str] | None = None,
-    grpo_runs: Sequence[GRPORun] = (),
+    grpo_runs: Sequence[GRPORun] = (), reference: Sequence[dict] = (),
 ) -> Evaluation:
     """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`).
 
+    ``reference``: the training pairs, for the `quantile` pass criterion (`reference_rows`).
     ``trained_on`` (`training_objectives`) marks the columns some model was trained on; ``grpo_runs``
     (grpo.runs) name the GRPO models' warm-starts and objectives for the verdict table.
     """
-    per_prompt, thresholds, rates = per_prompt_metrics(generations, scorers, config)
+    config = resolve_judge(config, generations)
+    per_prompt, samples, thresholds, rates = per_prompt_metrics(generations, scorers, config, reference)
     metrics, passk = summarise(per_prompt, config)
     table = verdicts(per_prompt, config, trained_on, grpo_runs)
     metrics.update(verdict_table_metrics(table))
@@ -503,8 +498,12 @@ def evaluate(
     # Mean over the evaluated tweets (with `per_tweet` every tweet has its own threshold).
     metrics.update({f"pass_threshold_{j}": float(t.mean()) for j, t in thresholds.items() if j != judge})
     metrics.update({f"human_pass_rate.{rule}": rate for rule, rate in rates.items()})
+    metrics["pass_at_k_judge"] = judge  # `auto` resolved: which judge the Pass@k columns use
     metrics.update({"pass_threshold": float(thresholds[judge].mean()), "n_prompts": len(generations[models[0], seeds[0]]),
                     "n_groups": int(per_prompt["group_id"].nunique()), "n_seeds": len(seeds),
                     "bertscore_layer": scorers.bertscore.layer})
-    return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds, grpo_kl,
+    metrics.update(sample_metrics(samples))
+    metrics["human.median_chars"] = float(np.median([len(r) for row in generations[models[0], seeds[0]]
+                                                     for r in row["references"]]))
+    return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds, samples, grpo_kl,
                       scorers.bertscore.model_dir, trained_on or {})

@@ -85,7 +85,11 @@ def generate_for_model(
         "max_new_tokens": config.max_new_tokens, "dtype": str(model.dtype).removeprefix("torch."),
         "sampler": "vllm" if isinstance(model, VLLMPolicy) else "replyrl",
     }
+    # Each sample's length in tokens, re-tokenised from its text: the report counts those that reached
+    # max_new_tokens (cut off rather than finished).
     return [
-        {**tweet, "prompt": text, "samples": rows[:-1], "greedy": rows[-1], "generation": params}
+        {**tweet, "prompt": text, "samples": rows[:-1], "greedy": rows[-1],
+         "sample_tokens": [len(ids) for ids in tokenizer(rows[:-1], add_special_tokens=False)["input_ids"]],
+         "generation": params}
         for tweet, text, rows in zip(tweets, prompts, replies)
     ]

@@ -1,9 +1,9 @@
 """`reports/evaluation.md` and the evaluation plots, from an `Evaluation`.
 
-The report holds the model-by-metric table (metrics a model was trained on are marked), the verdict
-table (each comparison the recipe makes: difference, CI and "better", "worse" or "no difference
-detected", with seeds as the unit), the original recipe's success criteria judged on those, and a
-few random test tweets with every model's replies for reading by eye.
+The report holds the model-by-metric table (metrics a model was trained on are marked), the verdicts
+(`verdicts`: the pre-registered primary comparison first, then the exploratory table, with seeds as
+the unit), the original recipe's success criteria judged on those, and a few random test tweets with
+every model's replies for reading by eye.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from replyrl.configs.evaluate import EvaluateConfig
-from replyrl.evaluation.evaluate import LOWER_IS_BETTER, METRICS, Evaluation, criterion
+from replyrl.evaluation.evaluate import METRICS, Evaluation, criterion, resolve_judge
+from replyrl.evaluation.verdicts import LOWER_IS_BETTER
 from replyrl.io import new_figure, save_figure
 
 # The recipe's proposed model, which its success criteria are about.
@@ -42,6 +43,8 @@ def check_criteria(evaluation: Evaluation) -> list[Criterion]:
     m = evaluation.metrics
     k = max(int(c.split("@")[1]) for c in evaluation.per_prompt.columns if c.startswith("pass@") and c[5:].isdigit())
     table = evaluation.verdicts
+    # The verdict table's Pass@k (the primary one, `verdicts.verdict_metrics`), else the largest k.
+    k = next((int(c[5:]) for c in (table.metric if len(table) else []) if c.startswith("pass@") and c[5:].isdigit()), k)
     rows = table[(table.model == PROPOSED) & (table.metric == f"pass@{k}")] if len(table) else table
     better = int((rows.verdict == "better").sum()) if len(rows) else 0
     decided = len(rows) and not (rows.verdict == "no verdict (one seed)").any()
@@ -69,8 +72,11 @@ def _cmp(value: float | None, bound: float | None, higher: bool) -> bool | None:
     return value > bound if higher else value < bound
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int | str = 3, sign: str = "") -> str:
+    """``value`` to ``digits`` decimals (or a format spec such as ``3g``); n/a for None or NaN."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:{sign}.{digits}{'f' if isinstance(digits, int) else ''}}"
 
 
 def _cell(text: str) -> str:
@@ -97,6 +103,36 @@ def metric_table(evaluation: Evaluation) -> str:
     return "\n".join(lines)
 
 
+def samples_table(evaluation: Evaluation) -> str:
+    """Markdown table of what each model's samples look like (`evaluate.sample_metrics`), against the
+    human replies: length, cut-offs, assistant boilerplate, copies of the tweet, and the gold."""
+    m = evaluation.metrics
+    quality = "gold_score" if any(f"{model}.gold_score" in m for model in evaluation.models) else "predicted_engagement"
+    lines = [f"| model | median chars (human {_fmt(m.get('human.median_chars'), 0)}) | at the token cap | "
+             f"assistant boilerplate | copies >= 4 words of the tweet | passing copies | {quality} |",
+             "|---|---|---|---|---|---|---|"]
+    for model in evaluation.models:
+        def share(name: str) -> str:
+            value = m.get(f"{model}.{name}")
+            return "n/a" if value is None or value != value else f"{value:.1%}"
+        lines.append(f"| {model} | {_fmt(m.get(f'{model}.median_chars'), 0)} | {share('at_token_cap')} | "
+                     f"{share('boilerplate')} | {share('copies_tweet')} | {m.get(f'{model}.passing_copies', 0):.0f} | "
+                     f"{_fmt(m.get(f'{model}.{quality}'))} |")
+    return "\n".join(lines)
+
+
+def gold_components_table(evaluation: Evaluation) -> str:
+    """Markdown table: the mean of each gold component over each model's samples (empty without a gold)."""
+    m = evaluation.metrics
+    names = [c.removeprefix("gold.") for c in evaluation.samples.columns if c.startswith("gold.")]
+    if not names:
+        return ""
+    lines = ["| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {model} | " + " | ".join(_fmt(m.get(f"{model}.gold.{n}")) for n in names) + " |"
+              for model in evaluation.models]
+    return "\n".join(lines)
+
+
 def criteria_table(criteria: Sequence[Criterion]) -> str:
     lines = ["| criterion | target | measured | status |", "|---|---|---|---|"]
     for c in criteria:
@@ -105,15 +141,43 @@ def criteria_table(criteria: Sequence[Criterion]) -> str:
     return "\n".join(lines)
 
 
+def _seeds(r) -> str:
+    """The seeds' own view of a row: "2 of 3 up" (and how many are down), and rliable's P(improvement)."""
+    down = f", {r.seeds_down} down" if r.seeds_down else ""
+    return f"{r.seeds_up} of {r.n_seeds} up{down}; P(impr.) {r.prob_improvement:.2f}"
+
+
+def _needed(r) -> str:
+    return ("—" if r.level == "checkpoint" or r.diff == 0
+            else f"{r.seeds_needed:.0f}" if pd.notna(r.seeds_needed) else "> 200")
+
+
+def _ci(r) -> str:
+    return f"{r.diff:+.3f} [{_fmt(r.ci_low, 3, '+')}, {_fmt(r.ci_high, 3, '+')}]"
+
+
+def primary_verdict(table: pd.DataFrame, config: EvaluateConfig) -> str:
+    """The pre-registered comparison's line: difference, CI, p, seeds and verdict (or why there is none)."""
+    sig = config.significance
+    rows = table[table.role == "primary"] if len(table) else table
+    name = f"{sig.primary.model} vs {sig.primary.other} on {sig.primary.metric}"
+    if not len(rows):
+        return f"**Primary** ({name}): not evaluated (both models and the metric are needed)."
+    r = next(rows.itertuples())
+    return (f"**Primary** (pre-registered: {name}; two-sided t test at alpha = {sig.alpha}, no correction): "
+            f"difference {_ci(r)} ({1 - sig.alpha:.0%} CI), p = {r.p:.3g}, df = {r.df:.1f}, detectable "
+            f"{_fmt(r.mde)}, seeds: {_seeds(r)}, seeds needed {_needed(r)}: **{r.verdict}**.")
+
+
 def verdict_table(table: pd.DataFrame, confidence: float) -> str:
-    lines = [f"| comparison | metric | difference [{confidence:.2%} CI] | p (adjusted) | d_z | detectable | "
-             "seeds needed | verdict |", "|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
+    """The secondary (exploratory) rows, trained-on rows marked: BH q-values, the seeds' view, verdicts."""
+    lines = [f"| comparison | metric | difference [{confidence:.0%} CI] | p | BH q | d_z | seeds | detectable | "
+             "seeds needed | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table[table.role != "primary"].itertuples():
         mark = f" (trained on: {r.trained_on})" if r.trained_on else ""
-        needed = ("—" if r.level == "checkpoint" or r.diff == 0
-                  else f"{r.seeds_needed:.0f}" if pd.notna(r.seeds_needed) else "> 200")
-        lines.append(f"| {r.model} vs {r.other} | {r.metric}{mark} | {r.diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] | "
-                     f"{r.p:.3g} ({r.p_adj:.3g}) | {_fmt(r.d_z, 2)} | {r.mde:.3f} | {needed} | {r.verdict} |")
+        lines.append(f"| {r.model} vs {r.other} | {r.metric}{mark} | {_ci(r)} | {_fmt(r.p, '3g')} | "
+                     f"{_fmt(r.p_adj, '3g')} | "
+                     f"{_fmt(r.d_z, 2)} | {_seeds(r)} | {_fmt(r.mde)} | {_needed(r)} | {r.verdict} |")
     return "\n".join(lines)
 
 
@@ -137,6 +201,7 @@ def examples(evaluation: Evaluation, generations: dict[tuple[str, int], list[dic
 def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], list[dict]], config: EvaluateConfig,
                   plots_dir: str = "../plots") -> str:
     """The whole of `reports/evaluation.md`; ``plots_dir`` is the plots folder relative to the report."""
+    config = resolve_judge(config, generations)  # `auto`: the judge `evaluate` used (as the stage passes it)
     sig = config.significance
     criteria = check_criteria(evaluation)
     table = evaluation.verdicts
@@ -150,16 +215,20 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
              if one_seed else "")
             + "Each comparison is a paired difference (model minus other) on values per seed and conversation "
             "(every conversation weighs the same): seeds and conversations are both random effects (crossed), so the "
-            f"CI covers retraining and new test conversations. p-values are {sig.correction}-adjusted over the whole "
-            f"table ({len(table)} tests) and held against alpha = {sig.alpha}; the CIs are simultaneous over the "
-            f"table (Bonferroni, {1 - sig.alpha / len(table):.2%} each). d_z = mean / SD of the per-conversation "
-            f"differences (averaged over seeds); `detectable` is the smallest true difference this design finds with "
-            f"about {sig.power:.0%} power at the same level (approximate, optimistic with few seeds); `seeds needed` "
-            "is how many seeds, at these conversations, would detect the difference seen, were it the true one, with "
-            "that power: a rough planning figure from this run's variance components (noisy with 2-3 seeds, far too "
-            "low where the seed variance estimates as 0; the difference seen is an optimistic stand-in for the true "
-            "one). A metric some model was trained on is marked: it is not evidence.\n\n"
-            + verdict_table(table, 1 - sig.alpha / len(table))
+            "CI covers retraining and new test conversations (df: Satterthwaite's, never below seeds - 1; conservative). "
+            f"CIs are {1 - sig.alpha:.0%}, unadjusted, clipped to the possible range of a difference.\n\n"
+            + primary_verdict(table, config) + "\n\n"
+            + f"**Secondary comparisons: exploratory.** Benjamini-Hochberg q-values over them (`BH q`, false discovery "
+            f"rate {sig.q}); a metric some model was trained on is marked and left out of every family: it is not "
+            "evidence. d_z = mean / SD of the per-conversation differences (averaged over seeds); `seeds`: how many "
+            "seeds' own differences are up (down), and P(impr.), the probability that a seed of the model beats a seed "
+            "of the other (all seed pairs, ties 1/2; rliable's). `detectable` is the smallest true difference this "
+            f"design finds with about {sig.power:.0%} power at alpha = {sig.alpha} (approximate, optimistic with few "
+            "seeds): \"no difference\" is said only where it is below the metric's range, else \"inconclusive\". "
+            "`seeds needed` is how many seeds, at these conversations, would detect the difference seen, were it the "
+            "true one, with that power: a rough planning figure from this run's variance components (noisy with 2-3 "
+            "seeds, far too low where the seed variance estimates as 0).\n\n"
+            + verdict_table(table, 1 - sig.alpha)
         )
     judge_note = (
         " `llm_win_rate`: how often the LLM judge prefers the greedy reply to the first human reply (tie = 0.5)."
@@ -168,7 +237,9 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
     judge = config.pass_at_k.judge
     rule = criterion(judge, config)
     passes = {"per_tweet": "at least as high as that tweet's best human reply's",
-              "median": "at least the median score of the evaluated human replies"}
+              "median": "at least the median score of the evaluated human replies",
+              "quantile": f"at least the {config.pass_at_k.quantile:.0%} quantile of its scores of "
+                          f"{config.pass_at_k.reference_pairs} human replies of the training data"}
     passes_when = passes.get(rule, f">= {rule}") if isinstance(rule, str) else f">= {rule}"
     other_judges = "".join(f" `pass@k_{j}` uses the `{j}` judge, {passes[criterion(j, config)]}."
                            for j in evaluation.thresholds if j != judge)
@@ -179,6 +250,9 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
         judge_note += (" `gold_score` is the sample's ground-truth engagement function (never trained on); "
                        "`predicted_engagement` is the learned proxy reward and `heuristic_reward` the heuristic one: "
                        "a model that gains on a proxy but not on the gold is gaming the proxy.")
+    else:
+        judge_note += (" The test tweets carry no gold context (the sample's chat ratings), so there is no gold score: "
+                       "`predicted_engagement` is the learned proxy reward and `heuristic_reward` the heuristic one.")
     return "\n\n".join([
         "# Evaluation",
         f"{evaluation.metrics['n_prompts']:.0f} test tweets, seeds {evaluation.seeds}; values are mean ± std over "
@@ -188,6 +262,13 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
         f"(BERTScore model `{evaluation.bertscore_model}`, layer {evaluation.metrics['bertscore_layer']:.0f}, "
         f"no baseline rescaling).{judge_note}",
         "## Models\n\n" + metric_table(evaluation),
+        "## What the samples look like\n\nOver every sample of every seed: median length in characters; the share "
+        "that reached `max_new_tokens` (cut off, not finished); assistant boilerplate (`replyrl.text.is_boilerplate`); "
+        "samples repeating >= 4 consecutive words of their tweet, and how many of those pass Pass@k (a judge that "
+        "passes copies is broken). Every sample, with its scores, is in `evaluation_samples.csv`.\n\n"
+        + samples_table(evaluation)
+        + ("\n\nMean gold component per model (`replyrl/data/gold.py`): which parts of the gold each phase moved."
+           "\n\n" + gold_components_table(evaluation) if gold_components_table(evaluation) else ""),
         f"## Success criteria (original recipe, measured on {PROPOSED})\n\n" + criteria_table(criteria),
         "## Verdicts\n\n" + verdicts,
         f"## Plots\n\n![Pass@k]({plots_dir}/passk.png)\n\n"

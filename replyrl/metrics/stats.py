@@ -4,7 +4,8 @@ Seeds are the unit of inference: a model comparison uses values ``[seed, group]`
 paired by seed (the same data order) and by group (the same conversation), and a crossed
 random-effects model for the variance of the mean difference (`mean_variance`). The distributions
 are scipy's; this module fixes the conventions (two-sided, paired) and adds the paired effect size,
-the bootstrap interval of a mean, and the multiple-comparison adjustment.
+the bootstrap interval of a mean, rliable's probability of improvement and the multiple-comparison
+adjustments (Benjamini-Hochberg, Holm, Bonferroni).
 """
 
 from __future__ import annotations
@@ -36,63 +37,74 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def _mean_squares(diff: np.ndarray) -> tuple[float, float, float]:
-    """Mean squares (seed, group, residual) of the balanced two-way layout ``diff[seed, group]``."""
-    n_seeds, n_groups = diff.shape
-    grand = diff.mean()
-    seed_means, group_means = diff.mean(axis=1), diff.mean(axis=0)
-    ms_seed = n_groups * ((seed_means - grand) ** 2).sum() / (n_seeds - 1)
-    ms_group = n_seeds * ((group_means - grand) ** 2).sum() / (n_groups - 1)
-    residual = diff - seed_means[:, None] - group_means[None, :] + grand
-    ms_residual = (residual**2).sum() / ((n_seeds - 1) * (n_groups - 1))
-    return float(ms_seed), float(ms_group), float(ms_residual)
+def _mean_squares(diff: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean squares (seed, group, residual) of the balanced two-way layout ``diff[..., seed, group]``."""
+    n_seeds, n_groups = diff.shape[-2:]
+    both = (-2, -1)
+    grand = diff.mean(axis=both, keepdims=True)
+    seed_means, group_means = diff.mean(axis=-1, keepdims=True), diff.mean(axis=-2, keepdims=True)
+    ms_seed = n_groups * ((seed_means - grand) ** 2).sum(axis=both) / (n_seeds - 1)
+    ms_group = n_seeds * ((group_means - grand) ** 2).sum(axis=both) / (n_groups - 1)
+    residual = diff - seed_means - group_means + grand
+    ms_residual = (residual**2).sum(axis=both) / ((n_seeds - 1) * (n_groups - 1))
+    return ms_seed, ms_group, ms_residual
 
 
-def _variance_from_mean_squares(ms_seed: float, ms_group: float, ms_residual: float, n_seeds: int,
-                                n_groups: int) -> tuple[float, float]:
-    """Variance of the grand mean and its Satterthwaite df from the three mean squares (see `mean_variance`)."""
-    # var = (c_s MS_seed + c_g MS_group + c_r MS_residual) / (S G); a component is in when its MS exceeds
-    # the residual's (its estimate is positive).
-    c_seed, c_group = float(ms_seed > ms_residual or n_seeds == 2), float(ms_group > ms_residual)
+def _variance_from_mean_squares(ms_seed, ms_group, ms_residual, n_seeds: int,
+                                n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Variance of the grand mean and its df from the three mean squares (arrays broadcast; see `mean_variance`)."""
+    ms_seed, ms_group, ms_residual = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64)
+                                                           for v in (ms_seed, ms_group, ms_residual)))
     df_residual = (n_seeds - 1) * (n_groups - 1)
-    terms = [(c_seed * ms_seed, n_seeds - 1), (c_group * ms_group, n_groups - 1),
-             ((1.0 - c_seed - c_group) * ms_residual, df_residual)]
-    total = sum(value for value, _ in terms)
-    if total <= 0:
-        return 0.0, float(df_residual)
-    df = total**2 / sum(value**2 / df for value, df in terms if value != 0)
-    return float(total / (n_seeds * n_groups)), float(df)
+    # S G var = MS_res + (MS_seed - MS_res)+ + (MS_group - MS_res)+: each component's estimate, 0 when
+    # negative. The first two make the seed piece max(MS_seed, MS_res), counted at S - 1 df whichever is
+    # larger: never pooled into the residual's df by a pre-test, so a float tie of the two changes nothing.
+    seed = np.maximum(ms_seed, ms_residual)
+    group = np.maximum(ms_group - ms_residual, 0.0)  # Satterthwaite terms MS_group and -MS_res, where > 0
+    total = seed + group
+    spread = seed**2 / (n_seeds - 1) + np.where(group > 0, ms_group**2 / (n_groups - 1)
+                                                + ms_residual**2 / df_residual, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        satterthwaite = total**2 / spread
+    # Floored at S - 1, the seed piece's own df: the -MS_res term pulls Satterthwaite below it, most
+    # where the group piece is near 0 (where the floor makes df continuous: S - 1 on both sides).
+    df = np.where(spread > 0, np.fmax(satterthwaite, n_seeds - 1), float(n_seeds - 1))
+    return total / (n_seeds * n_groups), df
 
 
-def mean_variance(diff: np.ndarray) -> tuple[float, float, str]:
+def mean_variance(diff: np.ndarray) -> tuple[Any, Any, str]:
     """Variance of the grand mean of ``diff[seed, group]`` and its degrees of freedom, from a crossed
-    random-effects model ``diff = mu + seed + group + residual`` (balanced; method of moments, which is
-    REML here when no component is negative).
+    random-effects model ``diff = mu + seed + group + residual`` (balanced; method of moments).
 
     Every seed is evaluated on the same groups, so a group's effect is shared by all seeds: the mean's
     variance is ``var_seed / S + var_group / G + var_residual / (S G)``. Components estimated below zero
-    are set to zero, except the seed component with two seeds: its mean square then has one degree of
-    freedom, falls below the residual's often by chance, and dropping it let a true null through about
-    11% of the time at alpha 0.05 (kept, ~5-6%). The degrees of freedom are Satterthwaite's. With one
+    are set to zero, which makes the estimate continuous in the data and never below the residual's
+    share. The df rule (no pre-test: the old one pooled the seed term away on a 2-df comparison whose
+    ties were settled by float rounding): Satterthwaite's, with the seed piece ``max(MS_seed, MS_res)``
+    always counted at ``S - 1`` df, floored at ``S - 1``. It is conservative: a true null is rejected at
+    most at the nominal rate at alpha 0.05 and 0.05/12, on continuous and 0/1 data (tests). With one
     seed the seed term cannot be estimated: the variance is the groups' only (a paired t over groups),
     labelled ``checkpoint``.
+    ``diff`` may stack designs, ``[..., seed, group]``: variance and df are then arrays.
     Returns ``(variance, df, level)`` with level ``seed`` or ``checkpoint``.
     """
     diff = np.asarray(diff, dtype=np.float64)
-    n_seeds, n_groups = diff.shape
+    n_seeds, n_groups = diff.shape[-2:]
     if n_groups < 2:
         raise ValueError(f"need >= 2 groups (conversations or tweets) per seed, got {n_groups}")
     if n_seeds == 1:
-        return float(diff[0].var(ddof=1) / n_groups), float(n_groups - 1), "checkpoint"
-    variance, df = _variance_from_mean_squares(*_mean_squares(diff), n_seeds, n_groups)
-    return variance, df, "seed"
+        variance, level = diff[..., 0, :].var(axis=-1, ddof=1) / n_groups, "checkpoint"
+        df = np.full(variance.shape, n_groups - 1.0)
+    else:
+        (variance, df), level = _variance_from_mean_squares(*_mean_squares(diff), n_seeds, n_groups), "seed"
+    if diff.ndim == 2:
+        return float(variance), float(df), level
+    return variance, df, level
 
 
 def variance_components(diff: np.ndarray) -> tuple[float, float, float]:
     """``(var_seed, var_group, var_residual)`` of ``diff[seed, group]`` under `mean_variance`'s model
-    (method of moments; a negative estimate is 0). With two seeds the seed term is ``MS_seed / G``, the
-    whole of it, as `mean_variance` keeps it there (one df: an estimate below the residual's is
-    mostly chance). Needs >= 2 seeds and >= 2 groups.
+    (method of moments; a negative estimate is 0). Needs >= 2 seeds and >= 2 groups.
 
     >>> [round(v, 6) for v in variance_components(np.array([[0.0, 2.0], [1.0, 3.0]]))]  # seed 0.5, group 2
     [0.5, 2.0, 0.0]
@@ -101,9 +113,8 @@ def variance_components(diff: np.ndarray) -> tuple[float, float, float]:
     n_seeds, n_groups = diff.shape
     if n_seeds < 2 or n_groups < 2:
         raise ValueError(f"need >= 2 seeds and >= 2 groups, got {diff.shape}")
-    ms_seed, ms_group, ms_residual = _mean_squares(diff)
-    var_seed = ms_seed / n_groups if n_seeds == 2 else max((ms_seed - ms_residual) / n_groups, 0.0)
-    return var_seed, max((ms_group - ms_residual) / n_seeds, 0.0), ms_residual
+    ms_seed, ms_group, ms_residual = map(float, _mean_squares(diff))
+    return max((ms_seed - ms_residual) / n_groups, 0.0), max((ms_group - ms_residual) / n_seeds, 0.0), ms_residual
 
 
 def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: float, alpha: float,
@@ -138,7 +149,7 @@ def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: f
 def minimum_detectable(se: float, df: float, alpha: float, power: float = 0.8) -> float:
     """Approximate smallest true difference a two-sided t test at level ``alpha`` detects with probability
     ``power``: ``(t_{1 - alpha/2} + t_{power}) * se``, taking the estimated SE and df as known (so it is
-    optimistic when df is small). Pass the per-test level the family correction implies (``alpha / m``).
+    optimistic when df is small). Pass the test's own level (a family-corrected one where there is one).
 
     >>> round(minimum_detectable(0.1, 1e9, 0.05), 3)  # the normal case: (1.96 + 0.84) * 0.1
     0.28
@@ -146,14 +157,41 @@ def minimum_detectable(se: float, df: float, alpha: float, power: float = 0.8) -
     return (float(stats.t.ppf(1 - alpha / 2, df)) + float(stats.t.ppf(power, df))) * se
 
 
+def two_sided_p(mean, se, df):
+    """Two-sided t p-value of ``mean`` with standard error ``se`` on ``df`` degrees of freedom (arrays
+    broadcast). ``se`` 0: p is 1 for a zero mean, else 0. NaN where it cannot be computed (df < 1 or
+    not finite, a non-finite input)."""
+    mean, se, df = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (mean, se, df)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * stats.t.sf(np.abs(mean) / se, df)
+    p = np.where(se == 0, np.where(mean == 0, 1.0, 0.0), p)
+    p = np.where((df >= 1) & np.isfinite(df) & np.isfinite(mean) & np.isfinite(se), p, np.nan)
+    return float(p) if p.ndim == 0 else p
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """P(X > Y) over all pairs of ``x`` and ``y`` values (per-seed means of two models), ties counting 1/2:
+    rliable's probability of improvement (Agarwal et al. 2021), unpaired by design (any seed of one model
+    against any seed of the other).
+
+    >>> probability_of_improvement([0.5, 0.7, 0.9], [0.6, 0.7, 0.8])  # 4 wins + 1 tie of 9 pairs
+    0.5
+    """
+    x, y = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[None, :]
+    return float(((x > y) + 0.5 * (x == y)).mean())
+
+
 def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power: float = 0.8) -> dict[str, Any]:
     """Model ``a`` minus model ``b`` on values ``[seed, group]`` paired by seed and group.
 
     ``diff`` with its confidence interval and two-sided p from `mean_variance` (seeds and groups both
-    random); ``d_z`` = mean / SD of the per-group differences (averaged over seeds), the paired effect
-    size (its SD shrinks as seeds are averaged); ``wilcoxon_p``, Wilcoxon signed-rank over the same
-    per-group differences (checkpoint-level: it ignores seed variance, a reference only); ``mde``,
-    `minimum_detectable` at the level ``1 - confidence``. Every group weighs the same.
+    random; NaN where they cannot be computed); ``d_z`` = mean / SD of the per-group differences
+    (averaged over seeds), the paired effect size (its SD shrinks as seeds are averaged); ``wilcoxon_p``,
+    Wilcoxon signed-rank over the same per-group differences (checkpoint-level: it ignores seed
+    variance, a reference only); ``mde``, `minimum_detectable` at the level ``1 - confidence``; and the
+    seeds' own view: ``prob_improvement`` (`probability_of_improvement` of the per-seed means of ``a``
+    over ``b``'s), ``seeds_up`` / ``seeds_down``, how many seeds' mean difference is above / below 0.
+    Every group weighs the same.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
@@ -162,40 +200,53 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     mean = float(diff.mean())
     variance, df, level = mean_variance(diff)
     alpha = 1.0 - confidence
-    critical = float(stats.t.ppf(1 - alpha / 2, df))
     se = float(np.sqrt(variance))
-    if se == 0:
-        p = 1.0 if mean == 0 else 0.0
-    else:
-        p = float(2 * stats.t.sf(abs(mean) / se, df))
+    p = two_sided_p(mean, se, df)
+    critical = float(stats.t.ppf(1 - alpha / 2, df)) if np.isfinite(p) else np.nan
     per_group = diff.mean(axis=0)
     sd = per_group.std(ddof=1)
     d_z = 0.0 if sd == 0 and mean == 0 else (float(np.sign(mean) * np.inf) if sd == 0 else float(per_group.mean() / sd))
     wilcoxon_p = 1.0 if not per_group.any() else float(stats.wilcoxon(per_group).pvalue)
+    per_seed = diff.mean(axis=1)
     return {
         "diff": mean, "ci_low": mean - critical * se, "ci_high": mean + critical * se, "p": p, "df": df,
         "se": se, "level": level, "n_seeds": a.shape[0], "n_groups": a.shape[1], "d_z": d_z,
-        "wilcoxon_p": wilcoxon_p, "mde": minimum_detectable(se, df, alpha, power),
+        "wilcoxon_p": wilcoxon_p, "mde": minimum_detectable(se, df, alpha, power) if np.isfinite(p) else np.nan,
+        "prob_improvement": probability_of_improvement(a.mean(axis=1), b.mean(axis=1)),
+        "seeds_up": int((per_seed > 0).sum()), "seeds_down": int((per_seed < 0).sum()),
     }
 
 
-def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> np.ndarray:
-    """Family-wise adjusted p-values: ``bonferroni`` (p * m) or Holm's step-down (never less powerful).
+def adjust_pvalues(pvalues: Sequence[float], method: str = "bh") -> np.ndarray:
+    """Adjusted p-values over a family: ``bh``, Benjamini-Hochberg's step-up q-values (false discovery
+    rate; reject where q < the FDR level), ``holm`` (Holm's step-down, family-wise) or ``bonferroni``
+    (p * m). NaN p-values stay NaN and are not counted in the family.
 
+    >>> adjust_pvalues([0.01, 0.04, 0.03], "bh").round(2).tolist()  # 0.01*3/1, then min(0.03*3/2, 0.04*3/3)
+    [0.03, 0.04, 0.04]
     >>> adjust_pvalues([0.01, 0.04, 0.03], "holm").round(2).tolist()
     [0.03, 0.06, 0.06]
     >>> adjust_pvalues([0.01, 0.04, 0.03], "bonferroni").round(2).tolist()
     [0.03, 0.12, 0.09]
     """
-    p = np.asarray(pvalues, dtype=np.float64)
+    if method not in ("bh", "holm", "bonferroni"):
+        raise ValueError(f"unknown adjustment {method!r}: use 'bh', 'holm' or 'bonferroni'")
+    adjusted = np.full(len(pvalues), np.nan)
+    finite = np.isfinite(np.asarray(pvalues, dtype=np.float64))
+    p = np.asarray(pvalues, dtype=np.float64)[finite]
     m = len(p)
-    if method == "bonferroni":
-        return np.minimum(p * m, 1.0)
-    if method != "holm":
-        raise ValueError(f"unknown adjustment {method!r}: use 'holm' or 'bonferroni'")
+    if m == 0:
+        return adjusted
     order = np.argsort(p)
-    # The i-th smallest p is multiplied by (m - i); a running max keeps the adjusted values monotone.
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
+    if method == "bonferroni":
+        family = p * m
+    elif method == "holm":
+        # The i-th smallest p is multiplied by (m - i); a running max keeps the adjusted values monotone.
+        family = np.empty(m)
+        family[order] = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    else:
+        # The i-th smallest (1-based) p times m / i; a running min from the largest down is the step-up.
+        family = np.empty(m)
+        family[order] = np.minimum.accumulate((m / np.arange(1, m + 1) * p[order])[::-1])[::-1]
+    adjusted[finite] = np.minimum(family, 1.0)
     return adjusted

@@ -12,20 +12,49 @@ unique_words       0.10    distinct words / words in the reply (0 for a reply wi
 punctuation        0.10    1.0 if the share of ``!?.`` among the reply's characters is < 0.1, else 0.5
 =================  ======  =====================================================================
 
-``total = generic_multiplier * echo_multiplier * sum(weight * component)``, where
-``generic_multiplier`` is 0.5 for a reply under 30 characters that contains a generic phrase (thanks,
-agree, this, nice, great) as a whole word, else 1.0. The original recipe counts that multiplier as its
-"20% generic" part, so the total lies in [0, 0.8]: the weights sum to 0.8 and no reply can earn the
-missing 0.2. ``echo_multiplier`` (not in the original recipe) is 0.5 for a reply that nearly copies
-the tweet (difflib ratio >= 0.8), else 1.0: without it GRPO learns to echo the tweet, which
-maximises relevance and sentiment alignment.
+and two multipliers of the weighted sum:
+
+=================  ======  =====================================================================
+multiplier         value   applies to
+=================  ======  =====================================================================
+generic            0.5     a reply under 30 characters that contains a generic phrase (thanks,
+                           agree, this, nice, great) as a whole word
+echo               0.25    a reply that echoes its tweet (`echo_multipliers`): it repeats 4
+                           consecutive words of it, or 65% of its words occur in the tweet
+=================  ======  =====================================================================
+
+``total = generic_multiplier * echo_multiplier * sum(weight * component)``, each multiplier 1.0 where
+it does not apply. The original recipe counts the generic multiplier as its "20% generic" part, so
+the total lies in [0, 0.8]: the weights sum to 0.8 and no reply can earn the missing 0.2.
+
+The echo multiplier is not in the original recipe: a copy of the tweet maximises relevance and
+sentiment alignment (0.75 on average over 300 sample tweets, against 0.52 for their human replies),
+and GRPO learns to echo. Word measures (`replyrl.text`) catch a copy however it is cut, reordered or
+extended. Share of those 300 tweets on which each kind of echo beats the tweet's own human reply:
+
+=========================  ==================================  ===============================
+echo                       before: difflib ratio >= 0.8, x0.5  now: word measures, x0.25
+=========================  ==================================  ===============================
+the tweet                  4%                                  2.7%
+tweet + " What do you..."  31%                                 2.0%
+first half of its words    83%                                 1.7%
+first 60% of its words     86%                                 2.3%
+its words shuffled         91%                                 2.7%
+one word changed           15%                                 5.0%
+=========================  ==================================  ===============================
+
+An echo scores at most 0.25 x 0.8 = 0.2, the lowest score of those human replies. What still wins
+is a changed word in a 1-2 word tweet ("ok" -> "banana" is no echo) or an echo against a human reply
+that is an echo itself (`tests/rewards/test_heuristic.py` checks <= 10% per kind). 2.7% of the human replies count as echoes (0.3% before): they quote 4 words of a
+long tweet, or two thirds of their words are the tweet's ("hahaha fuzzy beets"); a reply like "yes
+i do love dogs" to "do you love dogs?" (3 of 5 words) is not one. ``echo_multiplier: 1.0`` restores
+the recipe.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from difflib import SequenceMatcher
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -33,6 +62,7 @@ from textblob import TextBlob
 
 from replyrl.configs.reward import HeuristicRewardConfig
 from replyrl.models.encoder import encode_pairs
+from replyrl.text import copies_tweet, word_overlap
 
 # TextBlob's own tokenizer needs NLTK data that cannot be downloaded offline; a regex word is
 # enough to count distinct words, and keeps contractions ("don't") whole.
@@ -86,11 +116,17 @@ def generic_multipliers(
 
 
 def echo_multipliers(
-    tweets: Sequence[str], replies: Sequence[str], min_similarity: float, multiplier: float
+    tweets: Sequence[str], replies: Sequence[str], min_copied_words: int, max_word_overlap: float, multiplier: float
 ) -> np.ndarray:
-    """``multiplier`` for a reply whose lower-cased text is at least ``min_similarity`` similar to its tweet."""
+    """``multiplier`` for a reply that echoes its tweet, else 1.0. An echo repeats ``min_copied_words``
+    consecutive words of the tweet (all of a shorter tweet's words: `text.copies_tweet`), or at least
+    ``max_word_overlap`` of its words occur in the tweet (`text.word_overlap`: a shuffled or cut copy).
+
+    >>> echo_multipliers(["do you love dogs?"] * 2, ["dogs love you", "yes i do love dogs"], 4, 0.65, 0.25)
+    array([0.25, 1.  ])
+    """
     return np.array([
-        multiplier if SequenceMatcher(None, t.lower().strip(), r.lower().strip()).ratio() >= min_similarity else 1.0
+        multiplier if copies_tweet(t, r, min_copied_words) or word_overlap(t, r) >= max_word_overlap else 1.0
         for t, r in zip(tweets, replies, strict=True)
     ])
 
@@ -127,5 +163,5 @@ class HeuristicReward:
         }
         weighted = sum(getattr(c, f"{name}_weight") * score for name, score in parts.items())
         generic = generic_multipliers(replies, c.generic_phrases, c.generic_max_chars, c.generic_multiplier)
-        echo = echo_multipliers(tweets, replies, c.echo_min_similarity, c.echo_multiplier)
+        echo = echo_multipliers(tweets, replies, c.echo_min_copied_words, c.echo_max_word_overlap, c.echo_multiplier)
         return {**parts, "generic_multiplier": generic, "echo_multiplier": echo, "total": generic * echo * weighted}

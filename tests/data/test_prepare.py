@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from replyrl.data.prepare import REJECT_REASONS, RowError, file_lines, parse_row, prepare_rows
+from replyrl.data.prepare import REJECT_REASONS, RowError, check_judge, file_lines, parse_row, prepare_rows
 from replyrl.io import read_json, read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +124,29 @@ def test_conversation_id_is_an_id_field():
     with pytest.raises(RowError, match="conversation_id must be a string or integer, got 1.5") as error:
         parse_row(_line(_row(conversation_id=1.5)), max_chars=50)  # a float id would group by its rounding
     assert error.value.reason == "wrong_type"
+
+
+def test_gold_judge_needs_the_samples_ratings_and_auto_does_not():
+    rated = _row(chat_ratings={"interesting": 7, "witty": 5, "upbeat": 9})  # as the sample's rows carry
+    check_judge([rated], "gold")  # every row has the gold's context
+    check_judge([_row()], "auto")  # auto falls back to the learned reward in `evaluate`
+    check_judge([_row()], "learned")
+    with pytest.raises(ValueError, match=r"evaluate.pass_at_k.judge: 'gold' is not allowed with this data: 1 of 2 "
+                                         r"rows lack 'chat_ratings' .* to auto .* or learned"):
+        check_judge([rated, _row()], "gold")
+
+
+def test_stage_stops_on_the_gold_judge_with_own_data_before_any_training(tmp_path, crafted_file):
+    # Own JSONL (no ratings) with an explicit `judge: gold`: one line in prepare, not a traceback in evaluate.
+    params = tmp_path / "params.yaml"
+    params.write_text(f"prepare:\n  source: {crafted_file}\n  max_chars: 50\n  max_reject_fraction: 0.9\n"
+                      "evaluate:\n  pass_at_k:\n    judge: gold\n")
+    pairs = tmp_path / "out" / "pairs.jsonl"
+    outs = ["--pairs", str(pairs), "--rejected", str(tmp_path / "out/rejected.jsonl")]
+    outs += ["--metrics", str(tmp_path / "out/m.json")]
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "stages/prepare.py"), "--params", str(params), *outs],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "evaluate.pass_at_k.judge" in line]
+    assert len(errors) == 1 and "3 of 3 rows lack 'chat_ratings'" in errors[0] and "to auto" in errors[0], proc.stderr
+    assert not pairs.exists()

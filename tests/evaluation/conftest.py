@@ -16,6 +16,10 @@ REFERENCES = [[f"good human reply {i}", f"plain human reply {i}"] for i in range
 
 
 RATINGS = {"interesting": 7, "witty": 5, "upbeat": 6}
+# Training pairs whose human replies set the `quantile` pass criterion (half "good": 1 under the stand-in).
+REFERENCE_PAIRS = [{"tweet": f"training tweet {i}", "reply": f"{'good' if i % 2 else 'plain'} reply {i}",
+                    "tweet_id": f"train:{i}", "chat_ratings": {"interesting": 7, "witty": 5, "upbeat": 6}}
+                   for i in range(20)]
 
 
 def make_rows(

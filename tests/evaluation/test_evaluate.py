@@ -6,23 +6,19 @@ import json
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, SignificanceConfig
-from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
 from replyrl.evaluation.evaluate import (
     evaluate,
-    verdict_pairs,
     load_generations,
     read_grpo_kl,
+    resolve_judge,
     training_objectives,
 )
 from replyrl.io import write_json, write_jsonl
-from replyrl.metrics.stats import adjust_pvalues
 from tests.evaluation.conftest import make_rows
 
 MODELS = ["baseline_full", "grpo_from_polychromic"]
-RUNS = [GRPORun("from_polychromic", "polychromic", "group")]  # grpo.runs: the GRPO model above, plain GRPO
 
 
 def config(**kwargs) -> EvaluateConfig:
@@ -82,62 +78,6 @@ def test_mean_and_std_over_seeds(scorers) -> None:
     assert m["grpo_from_polychromic.pass@1_std"] == 0.0 and m["n_seeds"] == 2
 
 
-def verdict_generations(seeds=(1, 2, 3)) -> dict:
-    """polychromic_full passes on tweets 0 and 1 only; grpo_from_polychromic on every tweet but one that
-    changes with the seed (training variance); polychromic_phase1 is grpo's warm-start, equal to full."""
-    out = {}
-    for seed in seeds:
-        sft = make_rows(lambda i, j: f"{'good' if i < 2 and j < 3 else 'meh'} {i} {j}")
-        out["polychromic_full", seed] = sft
-        out["polychromic_phase1", seed] = sft
-        out["grpo_from_polychromic", seed] = make_rows(
-            lambda i, j, s=seed: f"{'meh' if i == 2 + s else 'good'} reply {i} {j} {s}")
-    return out
-
-
-def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers) -> None:
-    result = evaluate(verdict_generations(), scorers, config(), trained_on={"semantic_diversity": "polychromic SFT"},
-                      grpo_runs=RUNS)
-    table = result.verdicts
-    pairs = set(zip(table.model, table.other))
-    assert pairs == {("grpo_from_polychromic", "polychromic_phase1"), ("grpo_from_polychromic", "polychromic_full")}
-    assert set(table.metric) == {"pass@10", "gold_score", "semantic_diversity"} and len(table) == 6
-    row = table[(table.other == "polychromic_phase1") & (table.metric == "pass@10")].iloc[0]
-    # Per seed, grpo passes on 7 of 8 tweets, the warm-start on 2: a difference of 5/8 in every seed.
-    assert row["diff"] == pytest.approx(5 / 8) and row.level == "seed" and row.n_seeds == 3
-    assert row.ci_low > 0 and row.p_adj < 0.05 and row.verdict == "better"
-    assert table.p_adj.tolist() == pytest.approx(adjust_pvalues(table.p.to_numpy(), "holm").tolist())
-    key = "verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@10"
-    assert result.metrics[f"{key}.verdict"] == 1 and result.metrics[f"{key}.diff"] == pytest.approx(5 / 8)
-    # The gold stand-in scores "good ..." 1 for both (no "good good"): no gold difference where both pass.
-    assert (table[table.metric == "semantic_diversity"].trained_on == "polychromic SFT").all()
-
-
-def test_each_set_objective_is_compared_with_group_grpo_from_the_same_warm_start() -> None:
-    runs = [*DEFAULT_RUNS, GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k"),
-            GRPORun("polychromic_from_baseline", "baseline", "polychromic"), GRPORun("max_at_k_only", "baseline", "max_at_k")]
-    models = ["baseline_full", "polychromic_full", "baseline_phase1", "polychromic_phase1",
-              *(run.model for run in runs)]
-    pairs = {(a, b): q for a, b, q in verdict_pairs(models, config(), runs)}
-    assert pairs[("grpo_max_at_k_from_polychromic", "grpo_from_polychromic")].startswith("GRPO max_at_k vs group")
-    assert ("grpo_polychromic_from_baseline", "grpo_from_baseline") in pairs
-    assert ("grpo_max_at_k_only", "grpo_from_baseline") in pairs
-    # Group runs keep the recipe's rows; a set objective is judged against group GRPO only (a smaller family).
-    assert ("grpo_from_polychromic", "grpo_from_baseline") in pairs and ("grpo_from_baseline", "baseline_full") in pairs
-    assert not any(a == "grpo_max_at_k_from_polychromic" and b != "grpo_from_polychromic" for a, b in pairs)
-    assert len(pairs) == 7 + 3
-    # Without a group run from its warm-start, a set objective has nothing to be compared with.
-    alone = [GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k")]
-    assert not [p for p in verdict_pairs(models, config(), alone) if p[0].startswith("grpo_")]
-
-
-def test_one_seed_gives_no_verdict(scorers) -> None:
-    result = evaluate(verdict_generations(seeds=(1,)), scorers, config(), grpo_runs=RUNS)
-    assert (result.verdicts.verdict == "no verdict (one seed)").all()
-    assert (result.verdicts.level == "checkpoint").all()
-    assert result.metrics["verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@10.verdict"] is None
-
-
 def test_per_tweet_criterion_on_hand_made_scores(scorers) -> None:
     # Heuristic stand-in = length / 100. Tweet i's human replies are "good human reply i" (18 chars) and
     # "plain human reply i" (19): per tweet, a sample passes at >= 0.19. Samples have 10, 12, ..., 28
@@ -191,7 +131,7 @@ def test_load_generations_checks_files(tmp_path) -> None:
 
 def test_gold_and_learned_proxy_are_reported_side_by_side(scorers) -> None:
     # grpo's "good good reply" games the proxy: predicted engagement 1, gold 0 (see conftest).
-    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig(threshold="median")))  # judge: gold
+    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig(threshold="median")))  # judge: auto -> gold
     m = result.metrics
     assert m["pass_threshold"] == 0.5 and m["pass_threshold_learned"] == 0.5  # medians of the human replies
     assert m["grpo_from_polychromic.pass@10"] == 0.0 and m["grpo_from_polychromic.pass@10_learned"] == 1.0
@@ -213,15 +153,31 @@ def test_gold_judge_on_user_data_names_the_missing_context(scorers) -> None:
     assert "gold_score" not in result.per_prompt and not any(c.endswith("_gold") for c in result.per_prompt)
 
 
-def test_conversations_are_the_unit_of_intervals_and_tests(scorers) -> None:
-    # Tweets 2c and 2c+1 share conversation c: per-conversation Pass@10 is baseline 0.5, grpo 1.
-    gens = {
-        ("baseline_full", 1): make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j}",
-                                        tweets_per_group=2),
-        ("grpo_from_polychromic", 1): make_rows(lambda i, j: f"good {i} {j}", tweets_per_group=2),
-    }
-    result = evaluate(gens, scorers, config(significance=SignificanceConfig(
-        pairs=[["grpo_from_polychromic", "baseline_full"]])))
-    assert result.metrics["n_prompts"] == 8 and result.metrics["n_groups"] == 4
-    row = result.verdicts[result.verdicts.metric == "pass@10"].iloc[0]
-    assert row.n_groups == 4 and row.wilcoxon_p == pytest.approx(stats.wilcoxon(np.full(4, 0.5)).pvalue)
+def test_auto_judge_is_the_gold_on_the_sample_and_the_learned_reward_on_own_data(scorers) -> None:
+    # The default judge. The sample's rows carry the chat ratings: the gold judges Pass@k, the learned beside it.
+    result = evaluate(generations(), scorers, config(pass_at_k=PassAtKConfig(threshold="median")))
+    assert result.metrics["pass_at_k_judge"] == "gold" and list(result.thresholds) == ["gold", "learned"]
+    # The user's own rows have none: the learned reward judges, and no gold is reported.
+    own = {key: make_rows(lambda i, j: "good", context=False) for key in generations()}
+    result = evaluate(own, scorers, config(pass_at_k=PassAtKConfig(threshold="median")))
+    assert result.metrics["pass_at_k_judge"] == "learned" and list(result.thresholds) == ["learned"]
+    assert "gold_score" not in result.per_prompt
+    # One row without ratings is enough to leave the gold out; a set judge is kept as it is.
+    mixed = generations()
+    del mixed["baseline_full", 1][3]["chat_ratings"]
+    assert resolve_judge(config(pass_at_k=PassAtKConfig()), mixed).pass_at_k.judge == "learned"
+    assert resolve_judge(config(), generations()).pass_at_k.judge == "learned"
+
+
+def test_training_marks_follow_the_resolved_judge() -> None:
+    own = {key: make_rows(lambda i, j: "good", context=False) for key in generations()}
+    # auto -> learned on own data: a Pass@k judged by the GRPO reward is marked as trained on.
+    marks = training_objectives("learned", 0.0, {"group"}, "none", resolve_judge(config(pass_at_k=PassAtKConfig()), own))
+    assert marks["pass@10"] == "GRPO reward" and "pass@10_learned" not in marks
+    # auto -> gold on the sample: the Pass@k is not; its learned column beside it is.
+    marks = training_objectives("learned", 0.0, {"group"}, "none",
+                                resolve_judge(config(pass_at_k=PassAtKConfig()), generations()))
+    assert "pass@10" not in marks and marks["pass@10_learned"] == "GRPO reward"
+    # Unresolved, `auto` would name no column: an error, not silently unmarked metrics.
+    with pytest.raises(ValueError, match="evaluate.pass_at_k.judge is 'auto'; pass resolve_judge"):
+        training_objectives("learned", 0.0, {"group"}, "none", config(pass_at_k=PassAtKConfig()))

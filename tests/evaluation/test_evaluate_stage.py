@@ -13,7 +13,7 @@ from replyrl.io import read_json, write_json, write_jsonl
 from replyrl.models.encoder import load_encoder
 from replyrl.rewards.learned import FEATURES, EngagementHead, LearnedReward
 from tests.conftest import REPO_ROOT
-from tests.evaluation.conftest import make_rows
+from tests.evaluation.conftest import REFERENCE_PAIRS, make_rows
 
 
 def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatch) -> None:
@@ -25,6 +25,7 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     for model in ("baseline_full", "grpo_from_polychromic"):
         write_jsonl(tmp_path / "gen" / model / "seed_3.jsonl", make_rows(lambda i, j: f"{model} says {i} {j % 3}", n=3))
     write_json(tmp_path / "grpo" / "from_polychromic_seed_3.json", {"kl/final": 0.5})
+    write_jsonl(tmp_path / "train.jsonl", REFERENCE_PAIRS)
     params = {"seeds": [3], "grpo": {"runs": [{"name": "from_polychromic", "init": "polychromic", "objective": "group"}]},
               "evaluate": {"sft_models": ["baseline_full"], "n_samples": 3, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
                                          "report_examples": 1}}
@@ -35,16 +36,21 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
         "--grpo-metrics", str(tmp_path / "grpo"),
         "--metrics", str(tmp_path / "metrics.json"), "--plots", str(tmp_path / "plots"),
         "--report", str(tmp_path / "reports" / "evaluation.md"), "--per-prompt", str(tmp_path / "reports" / "pp.csv"),
+        "--samples", str(tmp_path / "reports" / "samples.csv"), "--reference", str(tmp_path / "train.jsonl"),
     ])
     runpy.run_path(str(REPO_ROOT / "stages" / "evaluate.py"), run_name="__main__")
 
     metrics = read_json(tmp_path / "metrics.json")
     assert 0.0 <= metrics["grpo_from_polychromic.pass@3"] <= 1.0 and metrics["grpo_from_polychromic.final_kl"] == 0.5
     assert metrics["bertscore_layer"] == 6 and 0.0 < metrics["pass_threshold"] < 1.0
+    assert metrics["pass_at_k_judge"] == "gold"  # the default judge `auto`, on rows with the sample's ratings
     passk = pd.read_csv(tmp_path / "plots" / "passk.csv")
     assert list(passk.columns) == ["model", "k", "pass@k", "ci_low", "ci_high"] and len(passk) == 4
     assert len(pd.read_csv(tmp_path / "reports" / "pp.csv")) == 16  # 2 models x 8 tweets
+    samples = pd.read_csv(tmp_path / "reports" / "samples.csv")
+    assert len(samples) == 48 and {"gold_score", "gold.relevance", "copies_tweet", "passes"} <= set(samples.columns)
     for png in ("passk.png", "diversity_vs_quality.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "reports" / "evaluation.md").read_text()
-    assert "## Success criteria" in report and "](../plots/passk.png)" in report
+    assert "## What the samples look like" in report and "## Success criteria" in report and "](../plots/passk.png)" in report
+    assert "A sample passes Pass@k when its `gold` judge score" in report  # the judge `auto` resolved to

@@ -10,7 +10,7 @@ from replyrl.configs.evaluate import EvaluateConfig, JudgeConfig, PassAtKConfig
 from replyrl.configs.loader import ConfigError
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.judge import Comparison, JudgmentCache, judge
-from tests.evaluation.conftest import make_rows
+from tests.evaluation.conftest import REFERENCE_PAIRS, make_rows
 from tests.evaluation.fake_judge import running
 
 FAKE_KEY = "sk-test-not-a-real-key"
@@ -100,7 +100,7 @@ def test_llm_as_pass_judge_in_evaluate(server, tmp_path, monkeypatch, scorers) -
     )
     # sample 1 beats the human reply, sample 0 loses -> 1 of 2 samples pass on every tweet
     gens = {("baseline_full", 1): make_rows(lambda i, j: "GOOD" if j == 1 else "BAD", n=2)}
-    m = evaluate(gens, scorers, config).metrics
+    m = evaluate(gens, scorers, config, reference=REFERENCE_PAIRS).metrics
     assert m["pass_threshold"] == 0.5
     assert m["baseline_full.pass@1"] == pytest.approx(0.5) and m["baseline_full.pass@2"] == 1.0
     assert m["baseline_full.llm_win_rate"] == 0.0  # greedy = sample 0 = "BAD"
@@ -112,7 +112,8 @@ def test_llm_as_pass_judge_in_evaluate(server, tmp_path, monkeypatch, scorers) -
 def test_evaluate_without_a_key_still_succeeds(server, tmp_path, monkeypatch, scorers) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     config = EvaluateConfig(sft_models=["baseline_full"], judge=judge_config(server, tmp_path))
-    m = evaluate({("baseline_full", 1): make_rows(lambda i, j: f"reply {j}")}, scorers, config).metrics
+    m = evaluate({("baseline_full", 1): make_rows(lambda i, j: f"reply {j}")}, scorers, config,
+                 reference=REFERENCE_PAIRS).metrics
     assert m["baseline_full.llm_judged"] == 0 and m["baseline_full.llm_win_rate"] is None
     assert m["baseline_full.pass@10"] == 0.0 and not server.requests
 

@@ -8,14 +8,14 @@ from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
 from replyrl.configs.grpo import GRPORun
 from replyrl.evaluation.evaluate import evaluate
 from replyrl.evaluation.report import check_criteria, plot_diversity_quality, plot_passk, render_report
-from tests.evaluation.conftest import make_rows
+from tests.evaluation.conftest import REFERENCE_PAIRS, make_rows
 
 
 def run(scorers, seeds=(7,)):
     # The learned judge: under the gold (see conftest) "good good good" would be a gamed reply and fail.
     # Per tweet, a sample passes when it is as good as the best human reply ("good human reply i": 1).
     config = EvaluateConfig(sft_models=["polychromic_full"], report_examples=2,
-                            pass_at_k=PassAtKConfig(judge="learned"))
+                            pass_at_k=PassAtKConfig(judge="learned", threshold="per_tweet"))
     gens = {}
     for seed in seeds:
         # full SFT: one passing sample on tweets 0 and 1 -> Pass@10 = 0.25
@@ -67,13 +67,26 @@ def test_report_has_tables_verdicts_criteria_and_examples(setup, scorers, tmp_pa
     assert "`gold_score` is the sample's ground-truth engagement function (never trained on)" in text
     # One seed: no verdict, said plainly.
     assert "Checkpoint-level: training variance not measured" in text
-    assert "| grpo_from_polychromic vs polychromic_full | pass@10 |" in text and "no verdict (one seed)" in text
+    assert "| grpo_from_polychromic vs polychromic_full | pass@5 |" in text and "no verdict (one seed)" in text
     assert "### Tweet 2" in text and "### Tweet 3" not in text  # report_examples = 2
     assert "](../plots/passk.png)" in text
     many = render_report(run(scorers, seeds=(7, 8, 9))[0], gens, config)
-    assert "Checkpoint-level" not in many and "holm-adjusted over the whole table (3 tests)" in many
+    assert "Checkpoint-level" not in many and "**Secondary comparisons: exploratory.** Benjamini-Hochberg" in many
+    # The primary comparison (grpo_from_baseline) was not evaluated here: said so, before the exploratory table.
+    assert many.index("**Primary** (grpo_from_polychromic vs grpo_from_baseline on pass@5): not evaluated") < many.index(
+        "| comparison | metric | difference [95% CI] | p | BH q |")
+    assert "| 3 of 3 up; P(impr.) 1.00 |" in many and "trained on: not evidence" in many
     assert "| semantic_diversity (trained on: polychromic SFT) |" in many
     plot_passk(result.passk, tmp_path / "passk.png")
     plot_diversity_quality(result, tmp_path / "dq.png")
     for name in ("passk.png", "dq.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_on_own_data_names_the_learned_judge_that_auto_chose(scorers) -> None:
+    # The user's own rows (no chat ratings) under the default judge `auto`: the learned reward judges.
+    config = EvaluateConfig(sft_models=["polychromic_full"], report_examples=1)
+    gens = {("polychromic_full", 7): make_rows(lambda i, j: f"meh take {i}-{j}", context=False)}
+    text = render_report(evaluate(gens, scorers, config, reference=REFERENCE_PAIRS), gens, config)
+    assert "A sample passes Pass@k when its `learned` judge score" in text
+    assert "carry no gold context" in text and "`gold_score`" not in text

@@ -1,8 +1,11 @@
+import random
+
 import numpy as np
 import pytest
 
 from replyrl.configs.loader import from_dict
 from replyrl.configs.reward import HeuristicRewardConfig, RewardConfig
+from replyrl.data.sample import sample_rows
 from replyrl.rewards.heuristic import (
     HeuristicReward,
     generic_multipliers,
@@ -46,8 +49,9 @@ def test_components_and_total_match_hand_computed_values(table_encoder):
 
 
 def test_best_possible_reply_scores_the_documented_maximum(table_encoder):
-    # Same direction (cosine 1), same polarity, 50 chars, all distinct words, no punctuation: 0.8.
-    reply = "Kelp forests shelter otters during winter storms x"
+    # Same direction (cosine 1), same polarity, 50 chars, all distinct words, no punctuation, no word
+    # of the tweet (so no echo): 0.8.
+    reply = "Sea urchins graze those underwater woods every day"
     assert len(reply) == 50
     encoder = table_encoder({"Kelp forests shelter otters": [1.0, 0.0], reply: [2.0, 0.0]})
     config = HeuristicRewardConfig()
@@ -108,12 +112,75 @@ def test_config_rejects_bad_values_and_unknown_keys():
         from_dict(RewardConfig, {"heuristic": {"relevance_wieght": 0.3}}, "params.yaml: reward")
 
 
-def test_echo_of_the_tweet_is_halved_but_a_reply_sharing_words_is_not():
+@pytest.mark.parametrize(
+    ("tweet", "reply", "expected"),
+    [
+        # The whole tweet, cased and punctuated differently: 9 copied words.
+        ("Just finished my first marathon, legs are jelly", "just finished my first marathon legs are jelly!", 0.25),
+        # A question appended to the copy: the copied run is still 8 words.
+        ("Just finished my first marathon, legs are jelly", "Just finished my first marathon, legs are jelly "
+                                                            "What do you think?", 0.25),
+        # The first half of the tweet's words: a run of 4.
+        ("Just finished my first marathon, legs are jelly", "Just finished my first", 0.25),
+        # The first 60% of its words: a run of 5.
+        ("Just finished my first marathon, legs are jelly", "Just finished my first marathon,", 0.25),
+        # Shuffled: no run of 4, but every word is the tweet's (overlap 1.0).
+        ("Just finished my first marathon, legs are jelly", "jelly are first my legs marathon finished just", 0.25),
+        # One word changed in the middle: runs of 4 on both sides.
+        ("Just finished my first marathon, legs are jelly", "Just finished my first race, legs are jelly", 0.25),
+        # One word changed in a 3-word tweet: no run of 3, but 2 of 3 words (0.67 >= 0.65) are the tweet's.
+        ("love this song", "love this banana", 0.25),
+        # A 2-word tweet copied whole: a run of all its words.
+        ("Good morning", "good morning!!", 0.25),
+        # A short natural answer reusing 3 of its 5 words (0.6 < 0.65), no run of 4: not an echo.
+        ("do you love dogs?", "yes i do love dogs", 1.0),
+        # On topic in its own words, sharing only "marathon" and "legs": not an echo.
+        ("Just finished my first marathon, legs are jelly",
+         "Congrats on the marathon! Rest those legs and eat well tonight.", 1.0),
+        # A reply without words shares nothing.
+        ("Good morning", "!!", 1.0),
+    ],
+)
+def test_echo_multipliers_per_case(tweet, reply, expected):
     from replyrl.rewards.heuristic import echo_multipliers
 
-    tweet = "Just finished my first marathon, legs are jelly"
-    replies = [
-        "just finished my first marathon, legs are jelly!",  # a copy with one extra character: an echo
-        "Congrats on the marathon! Rest those legs and eat well tonight.",  # on topic, own words
+    assert echo_multipliers([tweet], [reply], min_copied_words=4, max_word_overlap=0.65, multiplier=0.25).tolist() == [
+        expected
     ]
-    assert echo_multipliers([tweet] * 2, replies, min_similarity=0.8, multiplier=0.5).tolist() == [0.5, 1.0]
+
+
+def echo_kinds(tweet: str, seed: int) -> dict[str, str]:
+    """Ways to echo ``tweet`` that a reward must not prefer to a human reply."""
+    words = tweet.split()
+    rng = random.Random(seed)
+    shuffled = rng.sample(words, len(words))
+    changed = list(words)
+    changed[rng.randrange(len(words))] = "banana"
+    return {
+        "copy": tweet,
+        "copy + question": tweet + " What do you think?",
+        "first half": " ".join(words[: max(1, len(words) // 2)]),
+        "first 60%": " ".join(words[: max(1, round(0.6 * len(words)))]),
+        "shuffled": " ".join(shuffled),
+        "one word changed": " ".join(changed),
+    }
+
+
+def test_echoes_rarely_beat_the_human_reply_on_sample_tweets(minilm):
+    # Measured on 300 sample tweets (rewards/heuristic.py): before the word-level guard a cut or
+    # shuffled copy beat the human reply on 83-91% of tweets; now each kind does on <= 5%.
+    rows = sample_rows(120, seed=1)
+    kinds = [echo_kinds(row["tweet"], i) for i, row in enumerate(rows)]
+    names = list(kinds[0])
+    tweets = [row["tweet"] for row in rows for _ in range(1 + len(names))]
+    replies = [text for row, kind in zip(rows, kinds) for text in (row["reply"], *kind.values())]
+    totals = HeuristicReward(HeuristicRewardConfig(), minilm)(tweets, replies).reshape(len(rows), -1)  # one batch
+    beat = {name: float(np.mean(totals[:, j + 1] > totals[:, 0])) for j, name in enumerate(names)}
+    assert max(beat.values()) <= 0.10, beat
+
+
+def test_echo_settings_are_checked():
+    with pytest.raises(ValueError, match="reward.heuristic.echo_min_copied_words: 0 is not allowed; must be > 0"):
+        HeuristicRewardConfig(echo_min_copied_words=0)
+    with pytest.raises(ValueError, match="reward.heuristic.echo_max_word_overlap: 1.5 is not allowed"):
+        HeuristicRewardConfig(echo_max_word_overlap=1.5)

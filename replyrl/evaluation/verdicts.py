@@ -1,0 +1,180 @@
+"""The verdict table: the recipe's model comparisons, each a paired difference with seeds as the unit.
+
+One comparison is primary (``evaluate.significance.primary``, pre-registered: the recipe's one
+hypothesis), tested alone at ``alpha``, two-sided, with its 1 - alpha CI. Every other row is secondary
+and exploratory: Benjamini-Hochberg q-values over them (false discovery rate ``q``) and unadjusted
+1 - alpha intervals. A metric some model was trained on stays in the table, marked, and out of every
+family: it is not evidence. A verdict says what the design can see: "no difference" only where the
+minimum detectable difference is smaller than the metric's range, else "inconclusive" with the seeds
+it would take. Beside each row, the seeds' own view: rliable's probability of improvement over seed
+pairs and how many seeds' differences are up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from replyrl.configs.evaluate import EvaluateConfig
+from replyrl.configs.grpo import GRPORun
+from replyrl.io import finite_or_none
+from replyrl.metrics.stats import adjust_pvalues, paired_effect, seeds_needed, variance_components
+
+logger = logging.getLogger(__name__)
+
+LOWER_IS_BETTER = {"self_bleu"}
+# The range of each per-tweet metric (a difference of two lies within +-(high - low)); None: unbounded
+# or configurable (heuristic_reward: [0, max_score]; bertscore_f1). Cosine distance spans [0, 2].
+UNIT_METRICS = {"gold_score", "predicted_engagement", "self_bleu", "distinct_1", "distinct_2", "rouge_l",
+                "llm_win_rate"}
+VERDICT_CODES = {"better": 1, "worse": -1, "no difference": 0}  # inconclusive, no verdict, trained on: null
+ROLES = ("primary", "exploratory", "trained on")
+
+
+def metric_range(metric: str) -> tuple[float, float] | None:
+    """The values ``metric`` can take, or None where not bounded by construction."""
+    if metric.startswith("pass@") or metric in UNIT_METRICS:
+        return 0.0, 1.0
+    if metric == "semantic_diversity":
+        return 0.0, 2.0
+    return None
+
+
+def verdict_pairs(models: Sequence[str], config: EvaluateConfig,
+                  grpo_runs: Sequence[GRPORun] = ()) -> list[tuple[str, str, str]]:
+    """The recipe's comparisons among the evaluated ``models``, as (model, other, question), each set
+    objective of ``grpo_runs`` against the `group` run from the same warm-start, then the configured
+    extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
+    group = {run.init: run.model for run in grpo_runs if run.objective == "group"}
+    wanted = [(m, f"{init}_phase1", "GRPO vs its own warm-start") for init, m in group.items()]
+    wanted += [(f"polychromic_{d}", f"baseline_{d}", f"polychromic vs plain SFT ({d} data)") for d in ("full", "phase1")]
+    if {"baseline", "polychromic"} <= set(group):
+        wanted += [(group["polychromic"], group["baseline"], "GRPO from the polychromic vs the plain warm-start")]
+    wanted += [(m, f"{init}_full", "two-phase (SFT + GRPO) vs SFT on all the data") for init, m in group.items()]
+    wanted += [(run.model, group[run.init], f"GRPO {run.objective} vs group objective (same warm-start)")
+               for run in grpo_runs if run.objective != "group" and run.init in group]
+    primary = config.significance.primary
+    wanted += [(primary.model, primary.other, "primary (configured)")]
+    wanted += [(a, b, "configured") for a, b in config.significance.pairs]
+    pairs, seen = [], set()
+    for a, b, question in wanted:
+        if (a, b) in seen:
+            continue
+        seen.add((a, b))
+        if {a, b} <= set(models):
+            pairs.append((a, b, question))
+        else:
+            logger.info("verdicts: no %s vs %s (%s): not both evaluated", a, b, question)
+    return pairs
+
+
+def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[str]:
+    """What every comparison is judged on: the primary Pass@k (``significance.primary.metric`` when it
+    is a Pass@k column, else the largest k), the mean quality score (the gold where there is one, else
+    predicted engagement) and semantic diversity."""
+    primary = config.significance.primary.metric
+    is_passk = primary.startswith("pass@") and primary in per_prompt.columns
+    passk = primary if is_passk else f"pass@{max(config.pass_at_k.k)}"
+    quality = "gold_score" if "gold_score" in per_prompt.columns else "predicted_engagement"
+    return [passk, quality, "semantic_diversity"]
+
+
+def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None,
+             grpo_runs: Sequence[GRPORun] = ()) -> pd.DataFrame:
+    """The verdict table, the primary row first: one row per (comparison, metric) with the paired
+    difference (every conversation weighs the same), its 1 - alpha CI clipped to the possible range and
+    p-value (seeds and conversations both random: `stats.paired_effect`), ``p_adj`` (BH q-value, over
+    the exploratory rows only), d_z, the minimum detectable difference at ``alpha``, the seeds needed
+    (`stats.seeds_needed`), the probability of improvement, the seeds up/down, ``role`` (primary,
+    exploratory or trained on) and the verdict (`row_verdict`). ``trained_on`` marks metrics that
+    were a training objective; ``grpo_runs`` (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
+    sig = config.significance
+    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
+    metrics = verdict_metrics(per_prompt, config)
+    if per_prompt["group_id"].nunique() < 2:
+        logger.warning("verdicts: need at least 2 test conversations, got %d", per_prompt["group_id"].nunique())
+        pairs = []
+    primary = (sig.primary.model, sig.primary.other, sig.primary.metric)
+    if sig.primary.metric not in per_prompt.columns:
+        logger.warning("verdicts: the primary metric %r is not a per-tweet column (evaluate.pass_at_k.k?)",
+                       sig.primary.metric)
+    by_seed = per_prompt.groupby(["model", "seed", "group_id"], sort=True).mean(numeric_only=True)
+    rows = []
+    for model, other, question in pairs:
+        extra = [primary[2]] if (model, other) == primary[:2] and primary[2] in per_prompt.columns else []
+        for metric in dict.fromkeys([*extra, *metrics]):
+            a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
+            values, others = a.to_numpy(), b.loc[a.index, a.columns].to_numpy()
+            effect = paired_effect(values, others, 1 - sig.alpha, sig.power)
+            diff = values - others
+            # The planning figure (rough, optimistic: see `seeds_needed`); none with one seed.
+            effect["seeds_needed"] = (seeds_needed(variance_components(diff), diff.shape[1], effect["diff"], sig.alpha,
+                                                   sig.power) if effect["level"] == "seed" else None)
+            bounds = metric_range(metric)
+            if bounds is not None:  # a difference of two values in [low, high] lies in +-(high - low)
+                width = bounds[1] - bounds[0]
+                effect["ci_low"], effect["ci_high"] = np.clip([effect["ci_low"], effect["ci_high"]], -width, width)
+            mark = (trained_on or {}).get(metric, "")
+            role = "primary" if (model, other, metric) == primary else "trained on" if mark else "exploratory"
+            rows.append({"model": model, "other": other, "question": question, "metric": metric, "role": role,
+                         **effect, "trained_on": mark})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table = table.sort_values("role", key=lambda r: r != "primary", kind="stable").reset_index(drop=True)
+    # Benjamini-Hochberg over the exploratory rows with a verdict; the primary and trained-on rows are out.
+    family = (table.role == "exploratory") & (table.level == "seed") & np.isfinite(table.p)
+    table["p_adj"] = np.nan
+    table.loc[family, "p_adj"] = adjust_pvalues(table.loc[family, "p"].to_numpy(), "bh")
+    table["verdict"] = [row_verdict(row, config) for row in table.itertuples()]
+    return table
+
+
+def row_verdict(row, config: EvaluateConfig) -> str:
+    """``better`` / ``worse`` where significant (primary: p < alpha; exploratory: BH q < q); otherwise
+    ``no difference (detectable X)`` where the design detects (with ``power``) differences smaller than
+    the metric's range, else ``inconclusive: detectable X, needs ~N seeds`` (to detect the difference
+    seen). A significant row stays better / worse however low the power: the test's level holds at any
+    power. No verdict with one seed, where p cannot be computed, or on a metric trained on (the primary's
+    too: set `evaluate.significance.primary.metric` to one no model was trained on)."""
+    sig = config.significance
+    if row.level == "checkpoint":
+        return "no verdict (one seed)"
+    if not np.isfinite(row.p):
+        return "no verdict (not computable)"
+    if row.role == "trained on" or getattr(row, "trained_on", ""):  # a primary metric trained on too
+        return "trained on: not evidence"
+    if (row.p < sig.alpha) if row.role == "primary" else (row.p_adj < sig.q):
+        return "better" if (row.diff > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
+    bounds = metric_range(row.metric)
+    if bounds is None or row.mde < bounds[1] - bounds[0]:
+        return f"no difference (detectable {row.mde:.3f})"
+    if row.diff == 0:
+        return f"inconclusive: detectable {row.mde:.3f}"
+    needed = f"~{row.seeds_needed:.0f}" if pd.notna(row.seeds_needed) else "> 200"
+    return f"inconclusive: detectable {row.mde:.3f}, needs {needed} seeds"
+
+
+def verdict_code(verdict: str) -> int | None:
+    """1 (better), -1 (worse), 0 (no difference), None (inconclusive, no verdict, trained on)."""
+    return VERDICT_CODES.get(verdict.split(" (")[0])
+
+
+def verdict_table_metrics(table: pd.DataFrame) -> dict[str, float | None]:
+    """Flat keys ``verdict.{model}_vs_{other}.{metric}.{statistic}`` and, for the primary row,
+    ``primary.{statistic}``; ``.verdict`` is `verdict_code`."""
+    stats_ = ("diff", "ci_low", "ci_high", "p", "p_adj", "df", "d_z", "mde", "seeds_needed", "prob_improvement",
+              "seeds_up", "seeds_down")
+    out: dict[str, float | None] = {}
+    for row in table.itertuples():
+        values = {stat: None if getattr(row, stat) is None else finite_or_none(getattr(row, stat)) for stat in stats_}
+        values["verdict"] = verdict_code(row.verdict)
+        key = f"verdict.{row.model}_vs_{row.other}.{row.metric}"
+        out.update({f"{key}.{stat}": value for stat, value in values.items()})
+        if row.role == "primary":
+            out.update({f"primary.{stat}": values[stat] for stat in
+                        ("diff", "ci_low", "ci_high", "p", "df", "mde", "prob_improvement", "seeds_up", "verdict")})
+    return out

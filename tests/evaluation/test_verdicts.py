@@ -1,0 +1,176 @@
+"""The verdict table: which comparisons, the primary test, the exploratory BH family, what the design can see."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, PrimaryConfig, SignificanceConfig
+from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun
+from replyrl.evaluation.evaluate import evaluate
+from replyrl.evaluation.verdicts import metric_range, row_verdict, verdict_code, verdict_pairs
+from replyrl.metrics.stats import adjust_pvalues
+from tests.evaluation.conftest import make_rows
+
+RUNS = [GRPORun("from_polychromic", "polychromic", "group")]  # grpo.runs: plain GRPO from the polychromic SFT
+BOTH_RUNS = [*RUNS, GRPORun("from_baseline", "baseline", "group")]
+
+
+def config(**kwargs) -> EvaluateConfig:
+    """The learned judge and the median criterion, as in test_evaluate.py (the primary metric: pass@5)."""
+    kwargs.setdefault("pass_at_k", PassAtKConfig(judge="learned", threshold="median"))
+    return EvaluateConfig(sft_models=["baseline_full"], **kwargs)
+
+
+def verdict_generations(seeds=(1, 2, 3)) -> dict:
+    """polychromic_full passes on tweets 0 and 1 only (3 of 10 samples); grpo_from_polychromic on every tweet
+    but one that changes with the seed (training variance); polychromic_phase1 is grpo's warm-start, equal
+    to full."""
+    out = {}
+    for seed in seeds:
+        sft = make_rows(lambda i, j: f"{'good' if i < 2 and j < 3 else 'meh'} {i} {j}")
+        out["polychromic_full", seed] = sft
+        out["polychromic_phase1", seed] = sft
+        out["grpo_from_polychromic", seed] = make_rows(
+            lambda i, j, s=seed: f"{'meh' if i == 2 + s else 'good'} reply {i} {j} {s}")
+    return out
+
+
+def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers) -> None:
+    result = evaluate(verdict_generations(), scorers, config(), trained_on={"semantic_diversity": "polychromic SFT"},
+                      grpo_runs=RUNS)
+    table = result.verdicts
+    pairs = set(zip(table.model, table.other))
+    assert pairs == {("grpo_from_polychromic", "polychromic_phase1"), ("grpo_from_polychromic", "polychromic_full")}
+    # The table's Pass@k is the primary one (pass@5), not the largest k.
+    assert set(table.metric) == {"pass@5", "gold_score", "semantic_diversity"} and len(table) == 6
+    row = table[(table.other == "polychromic_phase1") & (table.metric == "pass@5")].iloc[0]
+    # Per seed, grpo passes on 7 of 8 tweets; the warm-start's Pass@5 is 1 - C(7,5)/C(10,5) = 11/12 on 2.
+    assert row["diff"] == pytest.approx((7 - 2 * 11 / 12) / 8) and row.level == "seed" and row.n_seeds == 3
+    assert row.ci_low > 0 and row.p_adj < 0.10 and row.verdict == "better" and row.role == "exploratory"
+    assert (row.seeds_up, row.prob_improvement) == (3, 1.0)  # every seed up; every seed pair an improvement
+    # BH over the exploratory rows; the trained-on rows are out of the family, with no verdict.
+    family = table.role == "exploratory"
+    assert table.p_adj[family].tolist() == pytest.approx(adjust_pvalues(table.p[family].to_numpy(), "bh").tolist())
+    trained = table[table.metric == "semantic_diversity"]
+    assert (trained.trained_on == "polychromic SFT").all() and (trained.role == "trained on").all()
+    assert trained.p_adj.isna().all() and (trained.verdict == "trained on: not evidence").all()
+    key = "verdict.grpo_from_polychromic_vs_polychromic_phase1"
+    assert result.metrics[f"{key}.pass@5.verdict"] == 1 and result.metrics[f"{key}.pass@5.seeds_up"] == 3
+    assert result.metrics[f"{key}.semantic_diversity.verdict"] is None
+    assert result.metrics[f"{key}.semantic_diversity.p_adj"] is None
+    assert not any(k.startswith("primary.") for k in result.metrics)  # grpo_from_baseline was not evaluated
+
+
+def test_the_primary_comparison_comes_first_tested_alone_at_alpha(scorers) -> None:
+    gens = verdict_generations()
+    for seed in (1, 2, 3):  # GRPO from the plain warm-start: passes on tweets 0-3 only
+        gens["grpo_from_baseline", seed] = make_rows(lambda i, j, s=seed: f"{'good' if i < 4 else 'meh'} {i} {j} {s}")
+    result = evaluate(gens, scorers, config(), grpo_runs=BOTH_RUNS)
+    table = result.verdicts
+    primary = table.iloc[0]
+    assert (primary.model, primary.other, primary.metric, primary.role) == (
+        "grpo_from_polychromic", "grpo_from_baseline", "pass@5", "primary")
+    assert (table.role == "primary").sum() == 1
+    # No correction: the primary p is held against alpha itself; it has no q-value and is not in the BH family.
+    assert np.isnan(primary.p_adj) and 0.05 < primary.p < 0.10 and primary.verdict == "no difference (detectable 0.609)"
+    family = table.role == "exploratory"
+    assert family.sum() == len(table) - 1
+    assert table.p_adj[family].tolist() == pytest.approx(adjust_pvalues(table.p[family].to_numpy(), "bh").tolist())
+    # Its CI is the 1 - alpha one: diff +- t(0.975, df) * se.
+    half = stats.t.ppf(0.975, primary.df) * primary.se
+    assert primary.ci_high == pytest.approx(min(primary["diff"] + half, 1.0))
+    m = result.metrics
+    assert m["primary.diff"] == pytest.approx(primary["diff"]) and m["primary.p"] == pytest.approx(primary.p)
+    assert m["primary.verdict"] == verdict_code(primary.verdict)
+    assert m["verdict.grpo_from_polychromic_vs_grpo_from_baseline.pass@5.diff"] == m["primary.diff"]
+
+
+def test_each_set_objective_is_compared_with_group_grpo_from_the_same_warm_start() -> None:
+    runs = [*DEFAULT_RUNS, GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k"),
+            GRPORun("polychromic_from_baseline", "baseline", "polychromic"), GRPORun("max_at_k_only", "baseline", "max_at_k")]
+    models = ["baseline_full", "polychromic_full", "baseline_phase1", "polychromic_phase1",
+              *(run.model for run in runs)]
+    pairs = {(a, b): q for a, b, q in verdict_pairs(models, config(), runs)}
+    assert pairs[("grpo_max_at_k_from_polychromic", "grpo_from_polychromic")].startswith("GRPO max_at_k vs group")
+    assert ("grpo_polychromic_from_baseline", "grpo_from_baseline") in pairs
+    assert ("grpo_max_at_k_only", "grpo_from_baseline") in pairs
+    # Group runs keep the recipe's rows; a set objective is judged against group GRPO only (a smaller family).
+    assert ("grpo_from_polychromic", "grpo_from_baseline") in pairs and ("grpo_from_baseline", "baseline_full") in pairs
+    assert not any(a == "grpo_max_at_k_from_polychromic" and b != "grpo_from_polychromic" for a, b in pairs)
+    assert len(pairs) == 7 + 3
+    # Without a group run from its warm-start, a set objective has nothing to be compared with.
+    alone = [GRPORun("max_at_k_from_polychromic", "polychromic", "max_at_k")]
+    assert not [p for p in verdict_pairs(models, config(), alone) if p[0] == "grpo_max_at_k_from_polychromic"]
+    # A primary comparison outside the recipe's pairs is added.
+    custom = config(significance=SignificanceConfig(primary=PrimaryConfig("baseline_full", "polychromic_full")))
+    assert ("baseline_full", "polychromic_full", "primary (configured)") in verdict_pairs(
+        ["polychromic_full", "baseline_full"], custom)
+
+
+def test_one_seed_gives_no_verdict(scorers) -> None:
+    result = evaluate(verdict_generations(seeds=(1,)), scorers, config(), grpo_runs=RUNS)
+    assert (result.verdicts.verdict == "no verdict (one seed)").all()
+    assert (result.verdicts.level == "checkpoint").all()
+    assert result.metrics["verdict.grpo_from_polychromic_vs_polychromic_phase1.pass@5.verdict"] is None
+
+
+def _row(**kwargs) -> SimpleNamespace:
+    """A verdict-table row with a computable, non-significant exploratory result unless told otherwise."""
+    row = dict(level="seed", p=0.5, p_adj=0.6, role="exploratory", diff=0.1, metric="pass@5", mde=0.3,
+               seeds_needed=9.0)
+    return SimpleNamespace(**(row | kwargs))
+
+
+def test_a_verdict_says_what_the_design_can_see() -> None:
+    c = config()
+    assert row_verdict(_row(), c) == "no difference (detectable 0.300)"
+    # A detectable difference wider than the metric's range [0, 1]: the design cannot see a difference.
+    assert row_verdict(_row(mde=1.213), c) == "inconclusive: detectable 1.213, needs ~9 seeds"
+    assert row_verdict(_row(mde=1.213, seeds_needed=np.nan), c) == "inconclusive: detectable 1.213, needs > 200 seeds"
+    assert row_verdict(_row(mde=1.5, metric="semantic_diversity"), c).startswith("no difference")  # range [0, 2]
+    # Exploratory rows are decided by their BH q-value (q = 0.10), the primary by p against alpha (0.05).
+    assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2), c) == "worse"
+    assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2, metric="self_bleu"), c) == "better"  # lower is better
+    assert row_verdict(_row(p=0.04, p_adj=np.nan, role="primary"), c) == "better"
+    assert row_verdict(_row(p=0.06, p_adj=np.nan, role="primary"), c).startswith("no difference")
+    assert row_verdict(_row(p=0.001, role="trained on"), c) == "trained on: not evidence"
+    assert row_verdict(_row(p=np.nan), c) == "no verdict (not computable)"
+    assert [verdict_code(v) for v in ("better", "worse", "no difference (detectable 0.300)",
+                                      "inconclusive: detectable 1.213", "trained on: not evidence")] == [1, -1, 0, None, None]
+    assert metric_range("pass@5") == (0.0, 1.0) and metric_range("heuristic_reward") is None
+
+
+def test_intervals_are_clipped_to_the_possible_range(scorers) -> None:
+    # Two seeds (df >= 1, here ~1): the t multiplier is ~12, so the raw interval of a Pass@k difference is far wider
+    # than +-1; it is clipped there, and the verdict is inconclusive rather than "no difference".
+    gens = verdict_generations(seeds=(1, 2))
+    for seed in (1, 2):  # a noisy warm-start: seed 1 passes on tweets 0-5, seed 2 on none
+        gens["polychromic_phase1", seed] = make_rows(lambda i, j, s=seed: f"{'good' if s == 1 and i < 6 else 'meh'} {i}")
+    table = evaluate(gens, scorers, config(), grpo_runs=RUNS).verdicts
+    row = table[(table.other == "polychromic_phase1") & (table.metric == "pass@5")].iloc[0]
+    assert 1 <= row.df < 2 and row.ci_low >= -1 and row.ci_high == 1.0 and row.mde > 1
+    assert row.verdict.startswith("inconclusive: detectable")
+
+
+def test_conversations_are_the_unit_of_intervals_and_tests(scorers) -> None:
+    # Tweets 2c and 2c+1 share conversation c: per-conversation Pass@10 is baseline 0.5, grpo 1.
+    gens = {
+        ("baseline_full", 1): make_rows(lambda i, j: f"{'good' if i % 2 == 0 and j < 2 else 'meh'} {i} {j}",
+                                        tweets_per_group=2),
+        ("grpo_from_polychromic", 1): make_rows(lambda i, j: f"good {i} {j}", tweets_per_group=2),
+    }
+    result = evaluate(gens, scorers, config(significance=SignificanceConfig(
+        primary=PrimaryConfig(metric="pass@10"), pairs=[["grpo_from_polychromic", "baseline_full"]])))
+    assert result.metrics["n_prompts"] == 8 and result.metrics["n_groups"] == 4
+    row = result.verdicts[result.verdicts.metric == "pass@10"].iloc[0]
+    assert row.n_groups == 4 and row.wilcoxon_p == pytest.approx(stats.wilcoxon(np.full(4, 0.5)).pvalue)
+
+
+def test_a_primary_metric_trained_on_is_not_evidence_either() -> None:
+    # E.g. Pass@k judged by the learned reward while GRPO trains on it: still the first row, no verdict.
+    row = _row(p=0.001, p_adj=np.nan, role="primary", trained_on="GRPO reward")
+    assert row_verdict(row, config()) == "trained on: not evidence"
