@@ -27,7 +27,7 @@ logger = logging.getLogger("replyrl")
 # params.yaml section -> the dataclass in replyrl/configs/<section>.py that reads it.
 SECTION_CLASSES = {
     "prompt": "PromptConfig", "prepare": "PrepareConfig", "split": "SplitConfig", "base": "BaseConfig",
-    "encoder": "EncoderConfig", "reward": "RewardConfig", "sft": "SFTStageConfig", "grpo": "GRPOStageConfig",
+    "encoder": "EncoderConfig", "reward": "RewardConfig", "yardstick": "YardstickConfig", "sft": "SFTStageConfig", "grpo": "GRPOStageConfig",
     "evaluate": "EvaluateConfig",
 }
 # `suggest --reward` -> the rewards computed, in order; replies are ranked by the first. `both` ranks by the

@@ -14,6 +14,7 @@ from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.prepare import PrepareConfig
 from replyrl.data.prepare import check_judge, prepare_rows, source_lines
+from replyrl.data.sample import sample_negatives
 from replyrl.io import write_json, write_jsonl
 
 logger = logging.getLogger("prepare")
@@ -24,6 +25,8 @@ def main() -> None:
     parser.add_argument("--pairs", required=True, help="Output JSONL of valid rows (with `engagement`).")
     parser.add_argument("--rejected", required=True, help="Output JSONL of rejected rows (file, line, reason, raw).")
     parser.add_argument("--metrics", required=True, help="Output JSON of row counts per rejection reason.")
+    parser.add_argument("--negatives", required=True,
+                        help="Output JSONL of degenerate replies with simulated likes (the sample only; else empty).")
     # evaluate.pass_at_k.judge too: `gold` on data without the sample's ratings fails here, not after training.
     args, params = start_stage(parser, {"prepare": PrepareConfig, "evaluate": EvaluateConfig})
     config = params.prepare
@@ -41,6 +44,8 @@ def main() -> None:
         Path(args.pairs).unlink(missing_ok=True)
         logger.error("%s", e)
         sys.exit(1)
+    # Degenerate replies need the gold for their likes: only the sample has one.
+    write_jsonl(args.negatives, sample_negatives(result.kept, config.sample_seed) if config.source == "sample" else [])
     write_jsonl(args.pairs, result.kept)
 
 

@@ -20,7 +20,8 @@ import numpy as np
 from replyrl.cli import run_stage, stage_parser, start_stage
 from replyrl.configs.encoder import EncoderConfig
 from replyrl.configs.reward import RewardConfig
-from replyrl.io import atomic_path, write_json
+from replyrl.data.groups import group_key
+from replyrl.io import atomic_path, read_jsonl, write_json
 from replyrl.models.encoder import load_encoder
 from replyrl.rewards import HeuristicReward, LearnedReward
 from replyrl.rewards.explain import component_lines
@@ -33,6 +34,11 @@ logger = logging.getLogger("reward")
 def train(args: argparse.Namespace, config: RewardConfig, batch_size: int) -> None:
     encoder = load_encoder(args.encoder)
     train_rows, test_rows = read_pairs(args.train), read_pairs(args.test)
+    if config.learned.negatives:
+        negatives = training_negatives(read_jsonl(args.negatives), train_rows)
+        logger.info("training on %d degenerate replies of training conversations beside %d human ones",
+                    len(negatives), len(train_rows))
+        train_rows = train_rows + negatives
 
     start = time.perf_counter()
     learned, report = train_reward_model(train_rows, encoder, config.learned, batch_size)
@@ -60,6 +66,13 @@ def train(args: argparse.Namespace, config: RewardConfig, batch_size: int) -> No
         logger.warning("learned reward: test pearson %s is not above the target %s", pearson, config.target_pearson)
 
 
+def training_negatives(negatives: list[dict], train_rows: list[dict]) -> list[dict]:
+    """The degenerate replies (prepare's negatives) whose conversation is in the training rows: one of a
+    test conversation would leak it into the reward."""
+    groups = {group_key(row) for row in train_rows}
+    return [row for row in negatives if group_key(row) in groups]
+
+
 def score(args: argparse.Namespace, config: RewardConfig, batch_size: int) -> None:
     encoder = load_encoder(args.encoder)
     parts = HeuristicReward(config.heuristic, encoder, batch_size).components([args.tweet], [args.reply])
@@ -78,6 +91,8 @@ def main() -> None:
     fit = commands.add_parser("train", help="Train the learned reward and evaluate both rewards on the test split.")
     fit.add_argument("--train", required=True, help="Training pairs JSONL (never the test split).")
     fit.add_argument("--test", required=True, help="Test pairs JSONL.")
+    fit.add_argument("--negatives", required=True,
+                     help="Degenerate replies with simulated likes (prepare's); those of training conversations are used.")
     fit.add_argument("--encoder", required=True, help="Sentence-transformers folder.")
     fit.add_argument("--out", required=True, help="Output folder of the learned reward model.")
     fit.add_argument("--metrics", required=True, help="Output metrics JSON.")

@@ -125,7 +125,7 @@ class JudgeConfig:
 class EvaluateConfig:
     # models: generated per seed of `seeds`; folders models/<base>, models/sft/<name>/seed_<s> (every run of
     # grpo.runs is evaluated too, from models/grpo/<name>/seed_<s>)
-    base_models: list[str] = help_field([], "`[base]` also evaluates the untuned base model.")
+    base_models: list[str] = help_field(["base"], "The untuned base model, evaluated beside the warm-starts (`[]`: skip it).")
     sft_models: list[str] = help_field(
         ["baseline_phase1", "polychromic_phase1"],
         "SFT adapters; `<method>_phase1` are the GRPO warm-starts each GRPO model is compared with.",

@@ -83,7 +83,7 @@ class GRPOStageConfig:
     top_p: float = help_field(0.9, "Nucleus sampling threshold of the rollouts.")
     max_completion_length: int = help_field(32, "Max new tokens per reply.")
     prompts_per_step: int = help_field(
-        2, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
+        4, "Distinct prompts per micro-batch on each device (process), each sampled num_generations times."
     )
     # vLLM rollouts (GPU only, off by default): TRL's own vLLM path replaces replyrl's sampler
     use_vllm: bool = help_field(False, "Generate the rollouts with vLLM through TRL (needs a CUDA GPU and `vllm`).")
@@ -115,7 +115,7 @@ class GRPOStageConfig:
     lr_scheduler_type: str = help_field("constant", "transformers scheduler name.")
     max_grad_norm: float = help_field(1.0, "Gradient-norm clip.")
     gradient_accumulation_steps: int = help_field(1, "Micro-batches per optimizer step.")
-    max_steps: int = help_field(6, "Optimizer steps (`--max-steps` overrides).")
+    max_steps: int = help_field(5, "Optimizer steps (`--max-steps` overrides).")
     lora: GRPOLoraConfig = field(default_factory=GRPOLoraConfig)
     bf16: Bf16 = help_field(
         "auto", "`auto` (bf16 weights + autocast where the hardware runs bf16 natively), true or false."
@@ -125,9 +125,9 @@ class GRPOStageConfig:
     )
     # safeguards and logging
     kl_alarm: float = help_field(10.0, "Warn, and count in the metrics, when the KL exceeds this.")
-    save_steps: int = help_field(6, "Checkpoint every N steps (recipe: 100); reruns resume.")
+    save_steps: int = help_field(5, "Checkpoint every N steps (recipe: 100); reruns resume.")
     logging_steps: int = help_field(1, "Log metrics every N steps.")
-    sample_every: int = help_field(6, "Write sample generations every N steps (and at the start and end).")
+    sample_every: int = help_field(5, "Write sample generations every N steps (and at the start and end).")
     sample_prompts: int = help_field(4, "Fixed phase-2 tweets sampled each time.")
 
     def __post_init__(self) -> None:

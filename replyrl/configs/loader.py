@@ -21,7 +21,7 @@ T = TypeVar("T")
 PARAMS_FILE = "params.yaml"
 # Top-level keys of the params file: `seeds` and `launcher` (read by dvc.yaml only), then one section per
 # stage (a module of this package each).
-SECTIONS = ("seeds", "launcher", "prompt", "prepare", "split", "base", "encoder", "reward", "sft", "grpo", "evaluate")
+SECTIONS = ("seeds", "launcher", "prompt", "prepare", "split", "base", "encoder", "reward", "yardstick", "sft", "grpo", "evaluate")
 
 # `bf16: auto | true | false` (and other auto-or-boolean params): true/false are YAML booleans, as the
 # README writes them.

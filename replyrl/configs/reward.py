@@ -85,6 +85,11 @@ class LearnedRewardConfig:
         0.1, "Share of the training groups (conversations, else tweets; `groups.group_key`) held out for early stopping."
     )
     seed: int = help_field(42, "Seed of the validation slice, initialisation and shuffling.")
+    negatives: bool = help_field(
+        True, "Also train on the sample's degenerate replies (copies, boilerplate, other languages, ...) with their "
+        "simulated likes, those of training conversations only: without them a copy of the tweet is out of the "
+        "model's distribution and can score high. Own data has none (no gold to simulate likes from)."
+    )
 
     def __post_init__(self) -> None:
         check(bool(self.hidden_sizes) and all(h > 0 for h in self.hidden_sizes), "reward.learned.hidden_sizes",

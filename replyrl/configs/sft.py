@@ -22,7 +22,7 @@ POLYCHROMIC_QUALITY = ("heuristic", "none")
 class SFTTrainConfig:
     """Optimiser and loop knobs shared by both methods; names are `trl.SFTConfig` fields."""
 
-    learning_rate: float = help_field(2e-4, "Peak AdamW learning rate (LoRA weights).")
+    learning_rate: float = help_field(1e-3, "Peak AdamW learning rate (LoRA weights).")
     lr_scheduler_type: str = help_field("cosine", "transformers scheduler name.")
     warmup_steps: float = help_field(0.05, "Linear warmup: a step count, or a fraction (< 1) of all steps.")
     weight_decay: float = help_field(0.0, "AdamW weight decay.")
@@ -31,10 +31,10 @@ class SFTTrainConfig:
     per_device_eval_batch_size: int = help_field(16, "Validation rows per device per batch.")
     gradient_accumulation_steps: int = help_field(1, "Micro-batches per optimiser step.")
     max_length: int = help_field(256, "Prompt + reply tokens kept (longer rows are cut at the end).")
-    max_steps: int = help_field(8, "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale).")
+    max_steps: int = help_field(24, "Optimiser steps; -1 trains for `sft.epochs.<data>` epochs (full scale).")
     logging_steps: int = help_field(4, "Log train metrics every N steps.")
-    eval_steps: int = help_field(8, "Validation loss every N steps (and at the last step).")
-    save_steps: int = help_field(8, "Checkpoint every N steps (a multiple of eval_steps, for best-model selection).")
+    eval_steps: int = help_field(24, "Validation loss every N steps (and at the last step).")
+    save_steps: int = help_field(24, "Checkpoint every N steps (a multiple of eval_steps, for best-model selection).")
     save_total_limit: int = help_field(2, "Checkpoints kept (the best one is always kept).")
     train_sampling_strategy: str = help_field(
         "group_by_length", "`group_by_length` batches rows of similar length (less padding), or `random`."

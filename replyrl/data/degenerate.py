@@ -87,6 +87,10 @@ KINDS: dict[str, Maker] = {
     "reply + what about you": lambda tweet, reply, other, rng: f"{reply} What about you?",
     "reply to another conversation": lambda tweet, reply, other, rng: other,
 }
+# The kinds the learned reward is trained on as negatives (`sample.sample_negatives`); the others stay
+# unseen, so its yardstick row for them measures generalisation, not memory.
+LEARNED_REWARD_KINDS = ("copy", "first half of the tweet", "its words shuffled", "assistant boilerplate",
+                        "other language", "hostile", "rare-word salad", "emoji only", "empty")
 # A judge may prefer these to the human reply on at most this share of tweets (the yardstick's bar).
 # Appending a question to the human reply is a measured trick, not a degenerate reply: no bar.
 MAX_BEAT_SHARE = {kind: 0.10 for kind in KINDS} | {"reply to another conversation": 0.30}

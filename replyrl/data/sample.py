@@ -22,6 +22,11 @@ e times the odds. The noise (``REPLY_RATE_SIGMA``, with the Poisson draws and th
 before anything was trained, so that corr(gold, engagement) = 0.60 on the sample (0.604 +- 0.006 over
 ten likes seeds, gold v2): the ceiling any reward learned from these likes can reach (README: "The sample").
 Unrated chats are skipped: without ratings there is no gold.
+
+`sample_negatives` adds what no person would post: for a quarter of the rows, a degenerate reply
+(`degenerate.LEARNED_REWARD_KINDS`: copies, boilerplate, other languages, ...) with likes simulated
+the same way from its gold. The learned reward trains on them beside the human replies; nothing
+else reads them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from replyrl.data.degenerate import KINDS, LEARNED_REWARD_KINDS
 from replyrl.data.gold import CONTEXT_FIELD, RATING_NAMES, context_of, gold_scores
+from replyrl.data.schema import engagement
 from replyrl.packaged import chitchat_path
 
 logger = logging.getLogger(__name__)
@@ -45,6 +52,7 @@ REPLY_RATE_LOGIT = -1.2  # an average reply wins ~25-30% of the tweet's likes
 GOLD_CENTER, GOLD_SCALE = 0.35, 0.13  # mean and SD of the gold (v2) over the sample's human replies
 GOLD_EFFECT = 1.0  # log-odds of the reply's share per gold SD
 REPLY_RATE_SIGMA = 0.80  # per-reply luck: sets corr(gold, engagement) = 0.60 (module docstring)
+NEGATIVE_SHARE = 0.25  # rows that get a degenerate reply for the learned reward's training
 TARGET_GOLD_CORRELATION = 0.60  # what REPLY_RATE_SIGMA was fixed for; tests check the sample reaches it
 
 
@@ -122,3 +130,24 @@ def sample_rows(size: int, seed: int, path: str | Path | None = None) -> list[di
     ]
     logger.info("sampled %d of %d chitchat pairs (seed %d); likes are simulated from the gold", size, len(rows), seed)
     return sample
+
+
+def sample_negatives(rows: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Degenerate replies to ``NEGATIVE_SHARE`` of the sample ``rows`` (seeded choice), the kinds of
+    `LEARNED_REWARD_KINDS` in turn, each with its ``kind``, gold and likes simulated from that gold as
+    for the human replies, and the row's ids (so every split keeps it with its conversation)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(rows), size=round(NEGATIVE_SHARE * len(rows)), replace=False))
+    negatives = []
+    for n, i in enumerate(chosen):
+        row, kind = rows[i], LEARNED_REWARD_KINDS[n % len(LEARNED_REWARD_KINDS)]
+        negatives.append({key: row[key] for key in ("tweet", "tweet_id", "conversation_id", CONTEXT_FIELD) if key in row}
+                         | {"reply": KINDS[kind](row["tweet"], row["reply"], "", rng), "kind": kind})
+    gold = gold_scores([r["tweet"] for r in negatives], [r["reply"] for r in negatives],
+                       [context_of(r) for r in negatives])
+    tweet_likes, reply_likes = simulate_likes(gold, np.array([chat_quality(r) for r in negatives]), rng)
+    return [
+        row | {"tweet_likes": int(t), "reply_likes": int(r), "engagement": engagement(int(t), int(r)),
+               "gold": round(float(g), 6)}
+        for row, g, t, r in zip(negatives, gold, tweet_likes, reply_likes)
+    ]

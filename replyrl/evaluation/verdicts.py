@@ -5,9 +5,10 @@ hypothesis), tested alone at ``alpha``, two-sided, with its 1 - alpha CI. Every 
 and exploratory: Benjamini-Hochberg q-values over them (false discovery rate ``q``) and unadjusted
 1 - alpha intervals. A metric some model was trained on stays in the table, marked, and out of every
 family: it is not evidence. A verdict says what the design can see: "no difference" only where the
-minimum detectable difference is smaller than the metric's range, else "inconclusive" with the seeds
-it would take. Beside each row, the seeds' own view: rliable's probability of improvement over seed
-pairs and how many seeds' differences are up.
+minimum detectable difference (at the level the row is tested at) is smaller than the metric's range,
+else "inconclusive" with the seeds it would take. Beside each row, the seeds' own view: rliable's
+probability of improvement over seed pairs and how many seeds' differences point the better way.
+The two models are paired on the seeds and conversations both have.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.grpo import GRPORun
 from replyrl.io import finite_or_none
-from replyrl.metrics.stats import adjust_pvalues, paired_effect, seeds_needed, variance_components
+from replyrl.metrics.stats import adjust_pvalues, minimum_detectable, paired_effect, seeds_needed, variance_components
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +88,16 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     """The verdict table, the primary row first: one row per (comparison, metric) with the paired
     difference (every conversation weighs the same), its 1 - alpha CI clipped to the possible range and
     p-value (seeds and conversations both random: `stats.paired_effect`), ``p_adj`` (BH q-value, over
-    the exploratory rows only), d_z, the minimum detectable difference at ``alpha``, the seeds needed
-    (`stats.seeds_needed`), the probability of improvement, the seeds up/down, ``role`` (primary,
-    exploratory or trained on) and the verdict (`row_verdict`). ``trained_on`` marks metrics that
-    were a training objective; ``grpo_runs`` (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
+    the exploratory rows only), d_z, the minimum detectable difference ``mde`` and the seeds needed
+    (`stats.seeds_needed`) at ``test_level``, the level the row is tested at: ``alpha`` for the primary
+    (and for a trained-on row, which is not tested), ``q / m`` for an exploratory row in a BH family of
+    m (BH's first step, its strictest per-test level: the r-th smallest p needs only ``r q / m``), the
+    probability of improvement, the seeds up/down (the better/worse way, `LOWER_IS_BETTER` respected),
+    ``role`` (primary, exploratory or trained on) and the verdict (`row_verdict`). The two models are
+    paired on the seeds and conversations both have (any other is left out, logged); with no common
+    seed or fewer than 2 common conversations the row has no verdict (one common seed: checkpoint-level,
+    no verdict either). ``trained_on`` marks metrics that were a training objective; ``grpo_runs``
+    (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
     sig = config.significance
     pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
     metrics = verdict_metrics(per_prompt, config)
@@ -106,13 +113,15 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     for model, other, question in pairs:
         extra = [primary[2]] if (model, other) == primary[:2] and primary[2] in per_prompt.columns else []
         for metric in dict.fromkeys([*extra, *metrics]):
-            a, b = (by_seed.loc[m, metric].unstack("group_id").sort_index() for m in (model, other))
-            values, others = a.to_numpy(), b.loc[a.index, a.columns].to_numpy()
-            effect = paired_effect(values, others, 1 - sig.alpha, sig.power)
-            diff = values - others
-            # The planning figure (rough, optimistic: see `seeds_needed`); none with one seed.
-            effect["seeds_needed"] = (seeds_needed(variance_components(diff), diff.shape[1], effect["diff"], sig.alpha,
-                                                   sig.power) if effect["level"] == "seed" else None)
+            a, b = _paired(*(by_seed.loc[m, metric].unstack("group_id") for m in (model, other)), model, other, metric)
+            if len(a.index) < 1 or len(a.columns) < 2:
+                effect, components = {**{k: np.nan for k in _EFFECT_KEYS}, "level": "unpaired",
+                                      "n_seeds": len(a.index), "n_groups": len(a.columns)}, None
+            else:
+                values, others = a.to_numpy(), b.to_numpy()
+                effect = paired_effect(values, others, 1 - sig.alpha, sig.power, metric in LOWER_IS_BETTER)
+                # For the planning figure at the row's level, once the family is known; none with one seed.
+                components = variance_components(values - others) if effect["level"] == "seed" else None
             bounds = metric_range(metric)
             if bounds is not None:  # a difference of two values in [low, high] lies in +-(high - low)
                 width = bounds[1] - bounds[0]
@@ -120,7 +129,7 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
             mark = (trained_on or {}).get(metric, "")
             role = "primary" if (model, other, metric) == primary else "trained on" if mark else "exploratory"
             rows.append({"model": model, "other": other, "question": question, "metric": metric, "role": role,
-                         **effect, "trained_on": mark})
+                         **effect, "trained_on": mark, "pilot_components": components})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -129,27 +138,62 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     family = (table.role == "exploratory") & (table.level == "seed") & np.isfinite(table.p)
     table["p_adj"] = np.nan
     table.loc[family, "p_adj"] = adjust_pvalues(table.loc[family, "p"].to_numpy(), "bh")
+    # Detectable difference and seeds needed at the level each row is tested at (BH: its first step).
+    table["test_level"] = np.where(table.role == "exploratory", sig.q / max(int(family.sum()), 1), sig.alpha)
+    table["mde"] = [minimum_detectable(r.se, r.df, r.test_level, sig.power) if np.isfinite(r.p) else np.nan
+                    for r in table.itertuples()]
+    table["seeds_needed"] = [None if r.pilot_components is None else
+                             seeds_needed(r.pilot_components, r.n_groups, r.diff, r.test_level, sig.power)
+                             for r in table.itertuples()]
+    table = table.drop(columns="pilot_components")
     table["verdict"] = [row_verdict(row, config) for row in table.itertuples()]
     return table
 
 
+# The statistics of `stats.paired_effect`: NaN in a row whose models share no seed or < 2 conversations.
+_EFFECT_KEYS = ("diff", "ci_low", "ci_high", "p", "df", "se", "d_z", "wilcoxon_p", "mde", "prob_improvement",
+                "seeds_up", "seeds_down")
+
+
+def _paired(a: pd.DataFrame, b: pd.DataFrame, model: str, other: str,
+            metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``a`` and ``b`` ([seed, group_id] values of two models) on the seeds both have and the conversations
+    both have a value for at every one of those seeds; what is left out is logged."""
+    seeds = a.index.intersection(b.index).sort_values()
+    groups = a.columns.intersection(b.columns).sort_values()
+    pa, pb = a.loc[seeds, groups], b.loc[seeds, groups]
+    complete = (pa.notna() & pb.notna()).all(axis=0)
+    pa, pb = pa.loc[:, complete], pb.loc[:, complete]
+    if pa.shape != a.shape or pa.shape != b.shape:
+        logger.warning("verdicts: %s vs %s on %s paired on %d seeds x %d conversations (of %s and %s)", model,
+                       other, metric, *pa.shape, "x".join(map(str, a.shape)), "x".join(map(str, b.shape)))
+    return pa, pb
+
+
 def row_verdict(row, config: EvaluateConfig) -> str:
-    """``better`` / ``worse`` where significant (primary: p < alpha; exploratory: BH q < q); otherwise
-    ``no difference (detectable X)`` where the design detects (with ``power``) differences smaller than
-    the metric's range, else ``inconclusive: detectable X, needs ~N seeds`` (to detect the difference
-    seen). A significant row stays better / worse however low the power: the test's level holds at any
-    power. No verdict with one seed, where p cannot be computed, or on a metric trained on (the primary's
-    too: set `evaluate.significance.primary.metric` to one no model was trained on)."""
+    """``better`` / ``worse`` where significant (primary: p < alpha; exploratory: BH q <= q); otherwise
+    ``no difference (detectable X)`` where the design detects (with ``power``, at the row's level)
+    differences smaller than the metric's range, else ``inconclusive: detectable X, needs ~N seeds`` (to
+    detect the difference seen). A significant row stays better / worse however low the power (the
+    test's level holds at any power), flagged ``better (low power: detectable X)`` where X exceeds the
+    metric's range: a significant result from such a design overstates the effect. No verdict with one
+    (common) seed, models with no common seed or conversations, where p cannot be computed, or on a
+    metric trained on (the primary's too: set `evaluate.significance.primary.metric` to one no model was
+    trained on)."""
     sig = config.significance
     if row.level == "checkpoint":
         return "no verdict (one seed)"
+    if row.level == "unpaired":
+        return "no verdict (no common seeds and conversations)"
     if not np.isfinite(row.p):
         return "no verdict (not computable)"
     if row.role == "trained on" or getattr(row, "trained_on", ""):  # a primary metric trained on too
         return "trained on: not evidence"
-    if (row.p < sig.alpha) if row.role == "primary" else (row.p_adj < sig.q):
-        return "better" if (row.diff > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
     bounds = metric_range(row.metric)
+    if (row.p < sig.alpha) if row.role == "primary" else (row.p_adj <= sig.q):
+        direction = "better" if (row.diff > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
+        low_power = bounds is not None and not row.mde < bounds[1] - bounds[0]
+        return f"{direction} (low power: detectable {row.mde:.3f})" if low_power else direction
     if bounds is None or row.mde < bounds[1] - bounds[0]:
         return f"no difference (detectable {row.mde:.3f})"
     if row.diff == 0:

@@ -55,20 +55,13 @@ def _variance_from_mean_squares(ms_seed, ms_group, ms_residual, n_seeds: int,
     """Variance of the grand mean and its df from the three mean squares (arrays broadcast; see `mean_variance`)."""
     ms_seed, ms_group, ms_residual = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64)
                                                            for v in (ms_seed, ms_group, ms_residual)))
-    df_residual = (n_seeds - 1) * (n_groups - 1)
     # S G var = MS_res + (MS_seed - MS_res)+ + (MS_group - MS_res)+: each component's estimate, 0 when
-    # negative. The first two make the seed piece max(MS_seed, MS_res), counted at S - 1 df whichever is
-    # larger: never pooled into the residual's df by a pre-test, so a float tie of the two changes nothing.
-    seed = np.maximum(ms_seed, ms_residual)
-    group = np.maximum(ms_group - ms_residual, 0.0)  # Satterthwaite terms MS_group and -MS_res, where > 0
-    total = seed + group
-    spread = seed**2 / (n_seeds - 1) + np.where(group > 0, ms_group**2 / (n_groups - 1)
-                                                + ms_residual**2 / df_residual, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        satterthwaite = total**2 / spread
-    # Floored at S - 1, the seed piece's own df: the -MS_res term pulls Satterthwaite below it, most
-    # where the group piece is near 0 (where the floor makes df continuous: S - 1 on both sides).
-    df = np.where(spread > 0, np.fmax(satterthwaite, n_seeds - 1), float(n_seeds - 1))
+    # negative, so the seed piece is max(MS_seed, MS_res) (no pre-test: a float tie changes nothing).
+    total = np.maximum(ms_seed, ms_residual) + np.maximum(ms_group - ms_residual, 0.0)
+    # df = S - 1 always, never estimated: a Satterthwaite df from these same mean squares jumps up
+    # exactly when MS_seed is small by chance (the critical t drops as the SE shrinks), which made
+    # seed-dominated designs with a conversation share reject a null 1.3-3.9x too often.
+    df = np.full(total.shape, float(n_seeds - 1))
     return total / (n_seeds * n_groups), df
 
 
@@ -79,12 +72,18 @@ def mean_variance(diff: np.ndarray) -> tuple[Any, Any, str]:
     Every seed is evaluated on the same groups, so a group's effect is shared by all seeds: the mean's
     variance is ``var_seed / S + var_group / G + var_residual / (S G)``. Components estimated below zero
     are set to zero, which makes the estimate continuous in the data and never below the residual's
-    share. The df rule (no pre-test: the old one pooled the seed term away on a 2-df comparison whose
-    ties were settled by float rounding): Satterthwaite's, with the seed piece ``max(MS_seed, MS_res)``
-    always counted at ``S - 1`` df, floored at ``S - 1``. It is conservative: a true null is rejected at
-    most at the nominal rate at alpha 0.05 and 0.05/12, on continuous and 0/1 data (tests). With one
-    seed the seed term cannot be estimated: the variance is the groups' only (a paired t over groups),
-    labelled ``checkpoint``.
+    share. The df is ``S - 1``, the seed term's, always: valid (a true null is rejected at most at the
+    nominal rate, at 0.05 and at 0.05/6-0.05/12, on continuous data of any variance mix and on 0/1
+    data: tests), and exact where the seed variance is all there is. Not Satterthwaite's: estimated
+    from the same mean squares, it rises when MS_seed is small by chance, and was 1.3-1.4x nominal at
+    0.05 and 2.8-3.9x at 0.05/6-0.05/12 with SDs (seed, conversation, residual) (0.2, 0.1, 0.1) or
+    (0.5, 0.2, 0.2) at 3 seeds x 12, worse at 2 seeds. The price is conservativeness wherever the other
+    terms matter; null rejection rate / nominal at 0.05, 0.05/6, 0.05/12 (3 seeds x 12, simulated):
+    seed only (0.2, 0, 0.1) ~0.9, 0.4, 0.13; (0.3, 0.1, 0.1) ~0.7, 0.2, 0.06; (0.2, 0.1, 0.1) ~0.5,
+    0.05, 0; conversation- or residual-dominated, and 0/1 (Pass@k) differences, ~0-0.1 at 0.05 and ~0
+    at 0.05/m. So a 3-seed row is rarely significant unless the seeds agree and is mostly
+    "inconclusive"; at 5 seeds the rates are ~0.3-1.0x at 0.05. With one seed the seed term cannot be
+    estimated: the variance is the groups' only (a paired t over groups), labelled ``checkpoint``.
     ``diff`` may stack designs, ``[..., seed, group]``: variance and df are then arrays.
     Returns ``(variance, df, level)`` with level ``seed`` or ``checkpoint``.
     """
@@ -123,10 +122,10 @@ def seeds_needed(components: tuple[float, float, float], n_groups: int, delta: f
     with probability ``power`` at level ``alpha`` (`minimum_detectable`), for the variance
     ``components`` (`variance_components`) of a pilot run; None if ``delta`` is 0 or more than
     ``max_seeds`` are needed. The planned design's mean squares are their expectations
-    (``G var_seed + var_residual`` etc.), analysed as `mean_variance` would, Satterthwaite df included.
+    (``G var_seed + var_residual`` etc.), analysed as `mean_variance` would (``S - 1`` df).
     A rough planning figure: components from 2-3 seeds are noisy (a seed variance estimated 0 makes
     it far too low), the observed difference is an optimistic stand-in for the true one (more so for
-    a significant one), and ``alpha`` is this table's per-test level (a follow-up testing fewer
+    a significant one), and ``alpha`` is the level the row is tested at (a follow-up testing fewer
     comparisons needs fewer seeds).
 
     Seed variance only: var = 0.01 / S with S - 1 df, (t + t) sqrt(0.01 / S) <= 0.1 first at S = 10
@@ -169,19 +168,28 @@ def two_sided_p(mean, se, df):
     return float(p) if p.ndim == 0 else p
 
 
-def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
-    """P(X > Y) over all pairs of ``x`` and ``y`` values (per-seed means of two models), ties counting 1/2:
-    rliable's probability of improvement (Agarwal et al. 2021), unpaired by design (any seed of one model
-    against any seed of the other).
+def probability_of_improvement(x: Sequence[float], y: Sequence[float], lower_is_better: bool = False) -> float:
+    """P(X > Y) (``lower_is_better``: P(X < Y)) over all pairs of ``x`` and ``y`` values (per-seed means of
+    two models), ties counting 1/2: rliable's probability of improvement (Agarwal et al. 2021), unpaired
+    by design (any seed of one model against any seed of the other). A pair with a NaN is left out, not
+    counted a loss; NaN if no pair is left.
 
     >>> probability_of_improvement([0.5, 0.7, 0.9], [0.6, 0.7, 0.8])  # 4 wins + 1 tie of 9 pairs
     0.5
+    >>> probability_of_improvement([0.5, 0.9, float("nan")], [0.6, 0.8], lower_is_better=True)  # 2 of 4
+    0.5
     """
     x, y = np.asarray(x, dtype=np.float64)[:, None], np.asarray(y, dtype=np.float64)[None, :]
-    return float(((x > y) + 0.5 * (x == y)).mean())
+    if lower_is_better:
+        x, y = -x, -y
+    valid = np.isfinite(x) & np.isfinite(y)
+    if not valid.any():
+        return float("nan")
+    return float((((x > y) + 0.5 * (x == y)) * valid).sum() / valid.sum())
 
 
-def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power: float = 0.8) -> dict[str, Any]:
+def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power: float = 0.8,
+                  lower_is_better: bool = False) -> dict[str, Any]:
     """Model ``a`` minus model ``b`` on values ``[seed, group]`` paired by seed and group.
 
     ``diff`` with its confidence interval and two-sided p from `mean_variance` (seeds and groups both
@@ -190,8 +198,9 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     Wilcoxon signed-rank over the same per-group differences (checkpoint-level: it ignores seed
     variance, a reference only); ``mde``, `minimum_detectable` at the level ``1 - confidence``; and the
     seeds' own view: ``prob_improvement`` (`probability_of_improvement` of the per-seed means of ``a``
-    over ``b``'s), ``seeds_up`` / ``seeds_down``, how many seeds' mean difference is above / below 0.
-    Every group weighs the same.
+    over ``b``'s), ``seeds_up`` / ``seeds_down``, how many seeds' mean difference points the better /
+    worse way: above / below 0, or below / above 0 where ``lower_is_better`` (which flips only these
+    two; ``diff``, CI and ``d_z`` stay ``a - b``). Every group weighs the same.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 2:
@@ -207,19 +216,19 @@ def paired_effect(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, power:
     sd = per_group.std(ddof=1)
     d_z = 0.0 if sd == 0 and mean == 0 else (float(np.sign(mean) * np.inf) if sd == 0 else float(per_group.mean() / sd))
     wilcoxon_p = 1.0 if not per_group.any() else float(stats.wilcoxon(per_group).pvalue)
-    per_seed = diff.mean(axis=1)
+    per_seed = -diff.mean(axis=1) if lower_is_better else diff.mean(axis=1)
     return {
         "diff": mean, "ci_low": mean - critical * se, "ci_high": mean + critical * se, "p": p, "df": df,
         "se": se, "level": level, "n_seeds": a.shape[0], "n_groups": a.shape[1], "d_z": d_z,
         "wilcoxon_p": wilcoxon_p, "mde": minimum_detectable(se, df, alpha, power) if np.isfinite(p) else np.nan,
-        "prob_improvement": probability_of_improvement(a.mean(axis=1), b.mean(axis=1)),
+        "prob_improvement": probability_of_improvement(a.mean(axis=1), b.mean(axis=1), lower_is_better),
         "seeds_up": int((per_seed > 0).sum()), "seeds_down": int((per_seed < 0).sum()),
     }
 
 
 def adjust_pvalues(pvalues: Sequence[float], method: str = "bh") -> np.ndarray:
     """Adjusted p-values over a family: ``bh``, Benjamini-Hochberg's step-up q-values (false discovery
-    rate; reject where q < the FDR level), ``holm`` (Holm's step-down, family-wise) or ``bonferroni``
+    rate; reject where q <= the FDR level), ``holm`` (Holm's step-down, family-wise) or ``bonferroni``
     (p * m). NaN p-values stay NaN and are not counted in the family.
 
     >>> adjust_pvalues([0.01, 0.04, 0.03], "bh").round(2).tolist()  # 0.01*3/1, then min(0.03*3/2, 0.04*3/3)

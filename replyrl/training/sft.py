@@ -96,6 +96,7 @@ def trainer_config(
         seed=seed,
         num_train_epochs=getattr(config.epochs, data),
         eval_strategy="steps",
+        eval_on_start=True,  # the validation loss before any step: what training changed, not just where it ended
         save_strategy="steps",
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
@@ -200,7 +201,9 @@ def run_sft(
         )
         result = trainer.train(resume_from_checkpoint=run.resume)
         state = trainer.state
+        eval_losses = [entry["eval_loss"] for entry in state.log_history if "eval_loss" in entry]
         metrics = {
+            "start_eval_loss": eval_losses[0] if eval_losses else None,  # step 0 (absent when resumed)
             "best_eval_loss": state.best_metric,
             "best_step": state.best_global_step,
             "steps": state.global_step,

@@ -6,7 +6,21 @@ import numpy as np
 import pytest
 from test_dvc_deps import import_closure
 
-from replyrl.data.gold import WEIGHTS, context_of, gold, gold_components, gold_monitor, gold_scores, has_context
+from replyrl.data.gold import (
+    SUBSTANCE_RELEVANCE,
+    TEXT_COMPONENTS,
+    WEIGHTS,
+    associations,
+    context_of,
+    gold,
+    gold_components,
+    gold_monitor,
+    gold_scores,
+    has_context,
+    relevance,
+)
+from replyrl.data.sample import sample_rows
+from replyrl.text import words as text_words
 
 CONTEXT = {"chat_ratings": {"interesting": 6, "witty": 6, "upbeat": 6}}
 TWEET = "Just finished my first marathon, legs are jelly."
@@ -31,11 +45,60 @@ def test_gold_is_deterministic_and_in_unit_interval():
     assert 0 <= gold(TWEET, "", worst) < gold(TWEET, REPLY, best) <= 1
 
 
-def test_total_is_the_weighted_mean_of_the_components():
-    parts = gold_components(TWEET, REPLY, CONTEXT)
-    assert sum(WEIGHTS.values()) == pytest.approx(1.0)
-    assert parts["total"] == pytest.approx(sum(WEIGHTS[name] * parts[name] for name in WEIGHTS))
-    assert all(0 <= parts[name] <= 1 for name in WEIGHTS)
+def test_total_is_naturalness_times_the_weighted_components_text_ones_scaled_by_substance():
+    for reply in (REPLY, "What do you think?", "ok"):
+        parts = gold_components(TWEET, reply, CONTEXT)
+        assert sum(WEIGHTS.values()) == pytest.approx(1.0)
+        weighted = sum(WEIGHTS[n] * parts[n] * (parts["substance"] if n in TEXT_COMPONENTS else 1.0) for n in WEIGHTS)
+        assert parts["total"] == pytest.approx(parts["naturalness"] * weighted)
+        assert parts["substance"] == pytest.approx(min(parts["relevance"] / SUBSTANCE_RELEVANCE, 1.0))
+        assert all(0 <= parts[name] <= 1 for name in (*WEIGHTS, "naturalness", "substance"))
+
+
+@pytest.mark.parametrize("reply, factor", [
+    ("I'm here to help! As an AI language model, what would you like to chat about today?", "not_boilerplate"),
+    ("Here is the rewritten tweet: my legs are jelly after the marathon", "not_boilerplate"),
+    ("I hate you so much, you stupid monster?", "not_hostile"),
+    ("\u00a1Qu\u00e9 interesante! \u00bfY t\u00fa qu\u00e9 piensas de eso?", "english"),
+    ("Just finished my first marathon, so proud of that", "not_copy"),
+    ("you? zucchini saxophone archery lasagna kayaking origami paprika trombone hamster", "fluent"),
+    ("\U0001f602\U0001f602\U0001f602 lol", "written"),
+])
+def test_naturalness_factors_catch_what_no_person_would_post(reply, factor):
+    parts = gold_components(TWEET, reply, CONTEXT)
+    assert parts[factor] < 1.0 and parts["naturalness"] < 1.0, parts
+    assert gold(TWEET, reply, CONTEXT) < gold(TWEET, REPLY, CONTEXT)
+    assert gold_components(TWEET, REPLY, CONTEXT)["naturalness"] == 1.0
+
+
+def test_words_are_read_as_a_person_reads_them():
+    # Curly apostrophes and accents must not split words into rare fragments that buy specificity.
+    straight = gold_components(TWEET, "That's a great cafe, you're right", CONTEXT)
+    curly = gold_components(TWEET, "That\u2019s a great caf\u00e9, you\u2019re right", CONTEXT)
+    assert curly["specificity"] == pytest.approx(straight["specificity"])
+    assert curly["english"] == straight["english"] == 1.0
+
+
+def test_relevance_counts_new_words_associated_with_the_tweet_not_copied_ones():
+    tweet = "My dog keeps chewing my shoes"
+    on_topic = relevance(tweet, "Puppies teeth a lot, get him a chew toy and a crate")
+    off_topic = relevance(tweet, "The stock market and interest rates went up again")
+    assert on_topic > off_topic
+    assert relevance(tweet, tweet) == 0.0  # the tweet's own words earn nothing
+
+
+def test_relevance_leaves_a_corpus_pair_out_of_its_own_counts():
+    # The sample's human replies are corpus pairs: scored with their own co-occurrence counted, they
+    # would look relevant because the gold memorised them. Left out, the pair scores as a new one would.
+    table, lower = associations(), 0
+    for row in sample_rows(50, seed=0):
+        new = {w for w in text_words(row["reply"]) if w not in set(text_words(row["tweet"]))}
+        assert table.pairs[" ".join(text_words(row["tweet"])), " ".join(text_words(row["reply"]))] >= 1
+        left_out = table.best_pmi(row["tweet"], row["reply"], new)
+        counted = table.best_pmi(row["tweet"], row["reply"] + " qqqq", new)  # another text: nothing left out
+        assert all(a <= b + 1e-12 for a, b in zip(left_out, counted))
+        lower += sum(left_out) < sum(counted) - 1e-9
+    assert lower >= 10  # memorisation was real for many pairs
 
 
 def test_intensity_rewards_a_vivid_reply_of_either_sign():

@@ -5,14 +5,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, PrimaryConfig, SignificanceConfig
 from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun
 from replyrl.evaluation.evaluate import evaluate
-from replyrl.evaluation.verdicts import metric_range, row_verdict, verdict_code, verdict_pairs
-from replyrl.metrics.stats import adjust_pvalues
+from replyrl.evaluation.verdicts import metric_range, row_verdict, verdict_code, verdict_pairs, verdicts
+from replyrl.metrics.stats import adjust_pvalues, minimum_detectable
 from tests.evaluation.conftest import make_rows
 
 RUNS = [GRPORun("from_polychromic", "polychromic", "group")]  # grpo.runs: plain GRPO from the polychromic SFT
@@ -76,7 +77,9 @@ def test_the_primary_comparison_comes_first_tested_alone_at_alpha(scorers) -> No
         "grpo_from_polychromic", "grpo_from_baseline", "pass@5", "primary")
     assert (table.role == "primary").sum() == 1
     # No correction: the primary p is held against alpha itself; it has no q-value and is not in the BH family.
-    assert np.isnan(primary.p_adj) and 0.05 < primary.p < 0.10 and primary.verdict == "no difference (detectable 0.609)"
+    # df = seeds - 1 = 2 (`stats.mean_variance`): p ~0.18, detectable ~0.98, just inside Pass@k's range.
+    assert primary.df == 2 and primary.test_level == 0.05
+    assert np.isnan(primary.p_adj) and 0.05 < primary.p < 0.25 and primary.verdict == "no difference (detectable 0.981)"
     family = table.role == "exploratory"
     assert family.sum() == len(table) - 1
     assert table.p_adj[family].tolist() == pytest.approx(adjust_pvalues(table.p[family].to_numpy(), "bh").tolist())
@@ -135,6 +138,12 @@ def test_a_verdict_says_what_the_design_can_see() -> None:
     # Exploratory rows are decided by their BH q-value (q = 0.10), the primary by p against alpha (0.05).
     assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2), c) == "worse"
     assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2, metric="self_bleu"), c) == "better"  # lower is better
+    assert row_verdict(_row(p=0.01, p_adj=0.10), c) == "better"  # BH rejects at q-value <= q
+    assert row_verdict(_row(p=0.01, p_adj=0.1001), c).startswith("no difference")
+    # Significant, but the design could not see a difference inside the metric's range: flagged.
+    low_power = row_verdict(_row(p=0.001, p_adj=0.01, mde=1.2), c)
+    assert low_power == "better (low power: detectable 1.200)" and verdict_code(low_power) == 1
+    assert row_verdict(_row(p=0.001, p_adj=0.01, mde=1.2, metric="heuristic_reward"), c) == "better"  # unbounded
     assert row_verdict(_row(p=0.04, p_adj=np.nan, role="primary"), c) == "better"
     assert row_verdict(_row(p=0.06, p_adj=np.nan, role="primary"), c).startswith("no difference")
     assert row_verdict(_row(p=0.001, role="trained on"), c) == "trained on: not evidence"
@@ -145,7 +154,7 @@ def test_a_verdict_says_what_the_design_can_see() -> None:
 
 
 def test_intervals_are_clipped_to_the_possible_range(scorers) -> None:
-    # Two seeds (df >= 1, here ~1): the t multiplier is ~12, so the raw interval of a Pass@k difference is far wider
+    # Two seeds (df = 1): the t multiplier is ~12, so the raw interval of a Pass@k difference is far wider
     # than +-1; it is clipped there, and the verdict is inconclusive rather than "no difference".
     gens = verdict_generations(seeds=(1, 2))
     for seed in (1, 2):  # a noisy warm-start: seed 1 passes on tweets 0-5, seed 2 on none
@@ -174,3 +183,34 @@ def test_a_primary_metric_trained_on_is_not_evidence_either() -> None:
     # E.g. Pass@k judged by the learned reward while GRPO trains on it: still the first row, no verdict.
     row = _row(p=0.001, p_adj=np.nan, role="primary", trained_on="GRPO reward")
     assert row_verdict(row, config()) == "trained on: not evidence"
+
+
+def _per_prompt(values: dict[tuple[str, int], list[float]], metric: str = "self_bleu") -> pd.DataFrame:
+    """Per-tweet rows, one per (model, seed, conversation): ``values[model, seed][g]`` is conversation g's."""
+    rows = [{"model": m, "seed": seed, "group_id": f"c{g}", "pass@10": v, "gold_score": v, "semantic_diversity": v,
+             metric: v} for (m, seed), vs in values.items() for g, v in enumerate(vs) if v is not None]
+    return pd.DataFrame(rows)
+
+
+def test_models_are_paired_on_the_seeds_and_conversations_both_have() -> None:
+    # m2 lacks seed 3 and conversation c5 and has a seed 4 that m1 lacks: paired on seeds 1, 2 x c0-c4 (no
+    # KeyError). self_bleu, lower is better, is the primary: m1 is lower on both seeds, so both are "up".
+    base = [0.5, 0.4, 0.6, 0.3, 0.5, 0.7]
+    values = {("m1", s): [v - 0.1 * s for v in base] for s in (1, 2, 3)}
+    values |= {("m2", s): [*base[:5], None] for s in (1, 2, 4)}
+    values |= {("m3", s): base for s in (7, 8)}  # no seed in common with m1
+    sig = SignificanceConfig(primary=PrimaryConfig("m1", "m2", "self_bleu"), pairs=[["m1", "m3"]])
+    table = verdicts(_per_prompt(values), config(significance=sig))
+    primary = table.iloc[0]
+    assert (primary.role, primary.metric, primary.n_seeds, primary.n_groups) == ("primary", "self_bleu", 2, 5)
+    assert primary["diff"] == pytest.approx(-0.15) and primary.df == 1
+    assert (primary.seeds_up, primary.seeds_down, primary.prob_improvement) == (2, 0, 1.0)
+    unpaired = table[table.other == "m3"]
+    assert len(unpaired) == 3 and (unpaired.verdict == "no verdict (no common seeds and conversations)").all()
+    assert unpaired.p.isna().all() and unpaired.p_adj.isna().all() and unpaired.mde.isna().all()
+    # Exploratory rows: detectable difference and seeds needed at q / m (BH's first step), the primary's at alpha.
+    family = (table.role == "exploratory") & table.p.notna()
+    assert family.sum() == 3 and np.allclose(table.test_level[family], 0.10 / 3)
+    for r in table[family].itertuples():
+        assert r.mde == pytest.approx(minimum_detectable(r.se, r.df, 0.10 / 3, 0.8))
+    assert primary.test_level == 0.05 and primary.mde == pytest.approx(minimum_detectable(primary.se, 1, 0.05, 0.8))
