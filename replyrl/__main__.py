@@ -6,6 +6,7 @@
                                 sample replies with a trained model, ranked by reward
     replyrl suggest --model ... --input tweets.jsonl --output suggestions.jsonl
                                 the same for every {"tweet": ...} row of a file
+    replyrl docs [--check]      rewrite (or check) the generated figures in README.md and docs/*.md
 """
 
 from __future__ import annotations
@@ -111,6 +112,17 @@ def suggest_command(args: argparse.Namespace) -> None:
         print("\n\n".join(suggest.format_table(result, explain) for result in results))
 
 
+def docs_command(args: argparse.Namespace) -> None:
+    from replyrl import docs_figures
+
+    stale = docs_figures.sync(args.root, check=args.check)
+    for path in stale:
+        print(f"{path}: generated figures {'differ from' if args.check else 'rewritten from'} the committed metrics")
+    if args.check and stale:
+        print("replyrl: run `python -m replyrl docs` to regenerate them", file=sys.stderr)
+        sys.exit(1)
+
+
 def parse_bf16(value: str) -> Bf16:
     if value not in ("auto", "true", "false"):
         raise argparse.ArgumentTypeError(f"{value!r}: expected auto, true or false")
@@ -161,11 +173,16 @@ def main(argv: list[str] | None = None) -> None:
                         metavar="SECTION", help=f"Sections to show (default: all): {', '.join(SECTION_CLASSES)}.")
     params.add_argument("--params", default=PARAMS_FILE, help="Parameters file to read (default: params.yaml).")
     add_suggest_parser(commands)
+    docs = commands.add_parser("docs", help="Rewrite the generated figures of README.md and docs/*.md from the metrics.",
+                               description="Replace the text between <!-- generated:NAME --> markers in README.md and "
+                                           "docs/*.md with what metrics/ and reports/ give (replyrl/docs_figures.py).")
+    docs.add_argument("--check", action="store_true", help="Change nothing; exit 1 if any block differs.")
+    docs.add_argument("--root", default=".", help="Repository root (default: the current folder).")
     args = parser.parse_args(argv)
     if args.command == "suggest" and args.input and not args.output:
         parser.error("suggest --input needs --output")
     try:
-        (suggest_command if args.command == "suggest" else params_command)(args)
+        {"suggest": suggest_command, "docs": docs_command, "params": params_command}[args.command](args)
     except ConfigError as e:  # a bad params file, or (suggest) a bad argument: one line, no traceback
         print(f"replyrl: error: {e}", file=sys.stderr)
         sys.exit(2)

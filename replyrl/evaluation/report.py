@@ -17,7 +17,7 @@ import pandas as pd
 
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.evaluation.evaluate import METRICS, Evaluation, criterion, resolve_judge
-from replyrl.evaluation.verdicts import LOWER_IS_BETTER
+from replyrl.evaluation.verdicts import LOWER_IS_BETTER, verdict_code
 from replyrl.io import new_figure, save_figure
 
 # The recipe's proposed model, which its success criteria are about.
@@ -46,8 +46,9 @@ def check_criteria(evaluation: Evaluation) -> list[Criterion]:
     # The verdict table's Pass@k (the primary one, `verdicts.verdict_metrics`), else the largest k.
     k = next((int(c[5:]) for c in (table.metric if len(table) else []) if c.startswith("pass@") and c[5:].isdigit()), k)
     rows = table[(table.model == PROPOSED) & (table.metric == f"pass@{k}")] if len(table) else table
-    better = int((rows.verdict == "better").sum()) if len(rows) else 0
-    decided = len(rows) and not (rows.verdict == "no verdict (one seed)").any()
+    codes = [verdict_code(v) for v in rows.verdict] if len(rows) else []
+    better = sum(code == 1 for code in codes)
+    decided = len(rows) and not any(v.startswith("no verdict") for v in rows.verdict)
     kl = max(evaluation.grpo_kl.values()) if evaluation.grpo_kl else None
 
     def get(metric: str) -> float | None:
@@ -137,7 +138,8 @@ def criteria_table(criteria: Sequence[Criterion]) -> str:
     lines = ["| criterion | target | measured | status |", "|---|---|---|---|"]
     for c in criteria:
         status = "n/a" if c.met is None else ("met" if c.met else "**not met**")
-        lines.append(f"| {c.name} | {c.target} | {_fmt(c.value, 4)} | {status} |")
+        value = str(c.value) if isinstance(c.value, int) else _fmt(c.value, 4)  # a count of verdicts stays a count
+        lines.append(f"| {c.name} | {c.target} | {value} | {status} |")
     return "\n".join(lines)
 
 
@@ -215,16 +217,20 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
              if one_seed else "")
             + "Each comparison is a paired difference (model minus other) on values per seed and conversation "
             "(every conversation weighs the same): seeds and conversations are both random effects (crossed), so the "
-            "CI covers retraining and new test conversations (df: Satterthwaite's, never below seeds - 1; conservative). "
+            "CI covers retraining and new test conversations (df: seeds - 1, valid but conservative: with 3 seeds "
+            "most rows come out inconclusive). "
             f"CIs are {1 - sig.alpha:.0%}, unadjusted, clipped to the possible range of a difference.\n\n"
             + primary_verdict(table, config) + "\n\n"
             + f"**Secondary comparisons: exploratory.** Benjamini-Hochberg q-values over them (`BH q`, false discovery "
             f"rate {sig.q}); a metric some model was trained on is marked and left out of every family: it is not "
             "evidence. d_z = mean / SD of the per-conversation differences (averaged over seeds); `seeds`: how many "
-            "seeds' own differences are up (down), and P(impr.), the probability that a seed of the model beats a seed "
+            "seeds' own differences are up (down): the better (worse) way, a decrease for a lower-is-better metric "
+            "such as self_bleu; and P(impr.), the probability that a seed of the model beats a seed "
             "of the other (all seed pairs, ties 1/2; rliable's). `detectable` is the smallest true difference this "
-            f"design finds with about {sig.power:.0%} power at alpha = {sig.alpha} (approximate, optimistic with few "
-            "seeds): \"no difference\" is said only where it is below the metric's range, else \"inconclusive\". "
+            f"design finds with about {sig.power:.0%} power at the level the row is tested at (alpha = {sig.alpha} for "
+            "the primary; q / m for an exploratory row in a BH family of m, BH's first and strictest step; "
+            "approximate, optimistic with few seeds): \"no difference\" is said only where it is below the metric's "
+            "range, else \"inconclusive\"; a significant row where it is not reads \"better (low power: ...)\". "
             "`seeds needed` is how many seeds, at these conversations, would detect the difference seen, were it the "
             "true one, with that power: a rough planning figure from this run's variance components (noisy with 2-3 "
             "seeds, far too low where the seed variance estimates as 0).\n\n"

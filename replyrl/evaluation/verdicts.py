@@ -44,13 +44,16 @@ def metric_range(metric: str) -> tuple[float, float] | None:
     return None
 
 
+GRPO_VS_WARM_START = "GRPO vs its own warm-start"  # the question of those rows (`verdict_pairs`)
+
+
 def verdict_pairs(models: Sequence[str], config: EvaluateConfig,
                   grpo_runs: Sequence[GRPORun] = ()) -> list[tuple[str, str, str]]:
     """The recipe's comparisons among the evaluated ``models``, as (model, other, question), each set
     objective of ``grpo_runs`` against the `group` run from the same warm-start, then the configured
     extra pairs. A comparison whose models were not both evaluated is left out (logged)."""
     group = {run.init: run.model for run in grpo_runs if run.objective == "group"}
-    wanted = [(m, f"{init}_phase1", "GRPO vs its own warm-start") for init, m in group.items()]
+    wanted = [(m, f"{init}_phase1", GRPO_VS_WARM_START) for init, m in group.items()]
     wanted += [(f"polychromic_{d}", f"baseline_{d}", f"polychromic vs plain SFT ({d} data)") for d in ("full", "phase1")]
     if {"baseline", "polychromic"} <= set(group):
         wanted += [(group["polychromic"], group["baseline"], "GRPO from the polychromic vs the plain warm-start")]
@@ -112,7 +115,11 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     rows = []
     for model, other, question in pairs:
         extra = [primary[2]] if (model, other) == primary[:2] and primary[2] in per_prompt.columns else []
-        for metric in dict.fromkeys([*extra, *metrics]):
+        # GRPO against its own warm-start is also judged on its training reward: not evidence (marked),
+        # but the check that training did what it optimises.
+        reward = [m for m, why in (trained_on or {}).items() if "GRPO reward" in why and m in per_prompt.columns
+                  and not m.startswith("pass@")] if question == GRPO_VS_WARM_START else []
+        for metric in dict.fromkeys([*extra, *metrics, *reward]):
             a, b = _paired(*(by_seed.loc[m, metric].unstack("group_id") for m in (model, other)), model, other, metric)
             if len(a.index) < 1 or len(a.columns) < 2:
                 effect, components = {**{k: np.nan for k in _EFFECT_KEYS}, "level": "unpaired",

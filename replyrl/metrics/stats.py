@@ -82,7 +82,7 @@ def mean_variance(diff: np.ndarray) -> tuple[Any, Any, str]:
     seed only (0.2, 0, 0.1) ~0.9, 0.4, 0.13; (0.3, 0.1, 0.1) ~0.7, 0.2, 0.06; (0.2, 0.1, 0.1) ~0.5,
     0.05, 0; conversation- or residual-dominated, and 0/1 (Pass@k) differences, ~0-0.1 at 0.05 and ~0
     at 0.05/m. So a 3-seed row is rarely significant unless the seeds agree and is mostly
-    "inconclusive"; at 5 seeds the rates are ~0.3-1.0x at 0.05. With one seed the seed term cannot be
+    "inconclusive"; at 5 seeds, continuous, ~0.3-1.0x at 0.05. With one seed the seed term cannot be
     estimated: the variance is the groups' only (a paired t over groups), labelled ``checkpoint``.
     ``diff`` may stack designs, ``[..., seed, group]``: variance and df are then arrays.
     Returns ``(variance, df, level)`` with level ``seed`` or ``checkpoint``.

@@ -27,7 +27,7 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     write_json(tmp_path / "grpo" / "from_polychromic_seed_3.json", {"kl/final": 0.5})
     write_jsonl(tmp_path / "train.jsonl", REFERENCE_PAIRS)
     params = {"seeds": [3], "grpo": {"runs": [{"name": "from_polychromic", "init": "polychromic", "objective": "group"}]},
-              "evaluate": {"sft_models": ["baseline_full"], "n_samples": 3, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
+              "evaluate": {"base_models": [], "sft_models": ["baseline_full"], "n_samples": 3, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
                                          "report_examples": 1}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(sys, "argv", [
