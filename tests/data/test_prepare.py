@@ -102,7 +102,7 @@ def test_stage_fails_and_removes_stale_pairs_when_too_much_is_rejected(tmp_path,
     pairs.parent.mkdir()
     pairs.write_text("stale\n")
     outs = ["--pairs", str(pairs), "--rejected", str(tmp_path / "out/rejected.jsonl")]
-    outs += ["--metrics", str(tmp_path / "out/m.json")]
+    outs += ["--metrics", str(tmp_path / "out/m.json"), "--negatives", str(tmp_path / "out/negatives.jsonl")]
     cmd = [sys.executable, str(REPO_ROOT / "stages/prepare.py"), "--params", str(params), *outs]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1
@@ -143,7 +143,7 @@ def test_stage_stops_on_the_gold_judge_with_own_data_before_any_training(tmp_pat
                       "evaluate:\n  pass_at_k:\n    judge: gold\n")
     pairs = tmp_path / "out" / "pairs.jsonl"
     outs = ["--pairs", str(pairs), "--rejected", str(tmp_path / "out/rejected.jsonl")]
-    outs += ["--metrics", str(tmp_path / "out/m.json")]
+    outs += ["--metrics", str(tmp_path / "out/m.json"), "--negatives", str(tmp_path / "out/negatives.jsonl")]
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "stages/prepare.py"), "--params", str(params), *outs],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

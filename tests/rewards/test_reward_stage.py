@@ -37,9 +37,13 @@ def run(monkeypatch, capsys, *args: str) -> str:
 def test_train_then_score(tmp_path, encoder_dir, monkeypatch, capsys):
     write_jsonl(tmp_path / "train.jsonl", pairs(60, 0))
     write_jsonl(tmp_path / "test.jsonl", pairs(20, 1000))
+    # prepare's degenerate replies: one to a training tweet (used), one to a test tweet (left out: a leak).
+    negatives = [{"tweet": pairs(60, 0)[0]["tweet"], "reply": "", "engagement": 0.0, "kind": "empty"},
+                 {"tweet": pairs(20, 1000)[0]["tweet"], "reply": "", "engagement": 0.0, "kind": "empty"}]
+    write_jsonl(tmp_path / "negatives.jsonl", negatives)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"reward": {"learned": {"max_epochs": 3}}}))
-    run(monkeypatch, capsys, "--params", str(params), "train",
+    run(monkeypatch, capsys, "--params", str(params), "train", "--negatives", str(tmp_path / "negatives.jsonl"),
         "--train", str(tmp_path / "train.jsonl"), "--test", str(tmp_path / "test.jsonl"), "--encoder", str(encoder_dir),
         "--out", str(tmp_path / "rm"), "--metrics", str(tmp_path / "reward.json"), "--plots", str(tmp_path / "plots"))
 
@@ -57,3 +61,10 @@ def test_train_then_score(tmp_path, encoder_dir, monkeypatch, capsys):
     for name in ["heuristic", *components, "learned"]:
         assert name in out
     assert "generic_multiplier 0.5000" in out  # "Agree!" is a short generic reply
+
+
+def test_only_negatives_of_training_conversations_are_used():
+    training_negatives = runpy.run_path(str(SCRIPT))["training_negatives"]
+    train = [{"tweet": "t1", "reply": "r", "conversation_id": "a"}, {"tweet": "t2", "reply": "r", "conversation_id": "b"}]
+    negatives = [{"tweet": "t1", "reply": "", "conversation_id": "a"}, {"tweet": "t9", "reply": "", "conversation_id": "z"}]
+    assert training_negatives(negatives, train) == negatives[:1]

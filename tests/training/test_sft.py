@@ -85,11 +85,12 @@ def test_loss_decreases_and_is_logged_per_step(trained):
     train_loss = pd.read_csv(paths.live / "plots/metrics/loss.tsv", sep="\t")
     eval_loss = pd.read_csv(paths.live / "plots/metrics/eval/loss.tsv", sep="\t")
     assert list(train_loss["step"]) == [1, 2, 3, 4, 5, 6]
-    assert list(eval_loss["step"]) == [3, 6]  # eval rows sit on the same global steps as train rows
+    assert list(eval_loss["step"]) == [0, 3, 6]  # step 0 (eval_on_start), then on the train rows' global steps
     assert train_loss["loss"].iloc[-1] < train_loss["loss"].iloc[0]
     assert eval_loss["loss"].iloc[-1] < eval_loss["loss"].iloc[0]
     # Best checkpoint by eval loss; the run-level numbers land in dvclive's metrics.json.
     assert metrics["best_eval_loss"] == pytest.approx(eval_loss["loss"].min())
+    assert metrics["start_eval_loss"] == pytest.approx(eval_loss["loss"].iloc[0])  # before any step
     assert read_json(paths.live / "metrics.json")["best_eval_loss"] == pytest.approx(metrics["best_eval_loss"])
 
 
