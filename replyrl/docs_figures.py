@@ -15,6 +15,7 @@ and `params.yaml` (which comparison is the primary); `sync` rewrites the blocks 
 - ``yardstick``: beat rates of the degenerate replies per judge (gold v2, gold v1, heuristic, learned)
   against each kind's bar (`replyrl.data.degenerate.MAX_BEAT_SHARE`);
 - ``primary``: the pre-registered primary comparison's line: difference, CI, p, verdict;
+- ``study``: the same line from the committed study (`reports/study/`), the run sized for that question;
 - ``metrics``: the default run's main metric table, mean ± SD over seeds;
 - ``samples``: what each model's samples look like (length, token cap, boilerplate, copies).
 """
@@ -35,6 +36,8 @@ from replyrl.data.degenerate import KINDS, LEARNED_REWARD_KINDS, MAX_BEAT_SHARE
 EVALUATION_METRICS = "metrics/evaluation.json"
 YARDSTICK_METRICS = "metrics/yardstick.json"
 EVALUATION_REPORT = "reports/evaluation.md"
+# The study (docs/statistics.md: more seeds for the primary comparison): its evaluate stage's metrics and report.
+STUDY_METRICS, STUDY_REPORT = "reports/study/evaluation.json", "reports/study/evaluation.md"
 PARAMS = "params.yaml"
 DOC_FILES = ("README.md", "docs/*.md")
 MARKERS = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
@@ -68,12 +71,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 def load_sources(root: str | Path = ".") -> dict[str, Any]:
     """The committed files the blocks are rendered from (an absent file reads as empty)."""
     root = Path(root)
-    report = root / EVALUATION_REPORT
     params = root / PARAMS
+
+    def text(path: Path) -> str:
+        return path.read_text(encoding="utf-8") if path.exists() else ""
+
     return {
         "evaluation": _read_json(root / EVALUATION_METRICS),
         "yardstick": _read_json(root / YARDSTICK_METRICS),
-        "report": report.read_text(encoding="utf-8") if report.exists() else "",
+        "report": text(root / EVALUATION_REPORT),
+        "study": _read_json(root / STUDY_METRICS),
+        "study_report": text(root / STUDY_REPORT),
         "params": (yaml.safe_load(params.read_text(encoding="utf-8")) or {}) if params.exists() else {},
     }
 
@@ -116,19 +124,29 @@ def _report_verdict(report: str) -> str | None:
     return match.group("verdict") if match else None
 
 
-def primary_block(sources: Mapping[str, Any]) -> str:
-    """One line: the pre-registered comparison, its difference with the CI, p and the verdict."""
-    m = sources["evaluation"]
-    significance = sources["params"].get("evaluate", {}).get("significance", {})
+def _primary_line(m: Mapping[str, Any], report: str, params: Mapping[str, Any]) -> str:
+    significance = params.get("evaluate", {}).get("significance", {})
     primary = significance.get("primary", {})
     alpha = _number(significance.get("alpha"))
     confidence = NA if alpha is None else f"{1 - alpha:.0%}"
     name = f"`{primary.get('model', NA)}` vs `{primary.get('other', NA)}` on {primary.get('metric', NA)}"
-    verdict = _report_verdict(sources["report"]) or NA
+    verdict = _report_verdict(report) or NA
     return (f"**Primary comparison** (pre-registered: {name}; {_fmt(m.get('n_seeds'), '.0f')} seeds x "
             f"{_fmt(m.get('n_prompts'), '.0f')} test tweets): difference {_fmt(m.get('primary.diff'), '+.3f')} "
             f"[{confidence} CI {_fmt(m.get('primary.ci_low'), '+.3f')}, {_fmt(m.get('primary.ci_high'), '+.3f')}], "
             f"p = {_fmt(m.get('primary.p'), '.3g')}: **{verdict}**.")
+
+
+def primary_block(sources: Mapping[str, Any]) -> str:
+    """One line: the pre-registered comparison in the default run, its difference with the CI, p and verdict."""
+    return _primary_line(sources["evaluation"], sources["report"], sources["params"])
+
+
+def study_block(sources: Mapping[str, Any]) -> str:
+    """The primary line of the committed study (`reports/study/`), or a note that there is none."""
+    if not sources["study"]:
+        return f"No study is committed (`{STUDY_METRICS}` is absent)."
+    return _primary_line(sources["study"], sources["study_report"], sources["params"])
 
 
 def metrics_block(sources: Mapping[str, Any]) -> str:
@@ -167,7 +185,8 @@ def samples_block(sources: Mapping[str, Any]) -> str:
 
 
 BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "yardstick": yardstick_block, "primary": primary_block, "metrics": metrics_block, "samples": samples_block,
+    "yardstick": yardstick_block, "primary": primary_block, "study": study_block, "metrics": metrics_block,
+    "samples": samples_block,
 }
 
 

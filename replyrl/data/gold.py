@@ -7,33 +7,37 @@ evaluation (`judge: gold`) and the GRPO gold monitor score generated replies wit
 stages, the rewards and the learned model never import this module (a test checks the imports), so
 the gold can never leak into a loss.
 
-``gold(tweet, reply, context) = naturalness * sum(weight * component)``, each component in [0, 1]:
+``gold = naturalness * (sum of weight * component)``, each component in [0, 1], where the five text
+components marked * count only as far as the reply is about the tweet: they are multiplied by
+``substance = min(relevance / SUBSTANCE_RELEVANCE, 1)``, so a stock question that fits every tweet
+("That's so interesting! What do you think?") cannot collect them:
 
 ================  ======  ==================================================================
 component         weight  what it measures (a reply scores higher when ...)
 ================  ======  ==================================================================
-``relevance``     0.30    it answers THIS tweet: the mean, over the reply's content words that
+``relevance``     0.40    it answers THIS tweet: the mean, over the reply's content words that
                           are not in the tweet, of their best association with a tweet word:
                           positive pointwise mutual information of "word a in a message, word b
                           in the reply to it" over the chitchat corpus's ~131k adjacent turns,
-                          capped at ``PMI_CAP`` nats and scaled to [0, 1]. Words the tweet
+                          capped at ``PMI_CAP`` nats and scaled to [0, 1], with the scored text
+                          pair itself left out of the counts (`Associations`). Words the tweet
                           already has earn nothing, so copying is not relevance
-``specificity``   0.15    its words are specific rather than filler: mean inverse document
+``ratings``       0.20    the chat it answers was rated well by its two human participants:
+                          mean of the interesting/witty/upbeat ratings (1-10) mapped to [0, 1]
+``specificity``*  0.20    its words are specific rather than filler: mean inverse document
                           frequency of its words, mapped linearly from ``IDF_LOW`` (0) to
                           ``IDF_HIGH`` (1); a word seen fewer than ``MIN_WORD_COUNT`` times in
                           the corpus (gibberish, a typo, a fragment) counts as filler
-``cues``          0.10    it invites a response: half for a question mark, half for addressing
-                          the other person (you, your, ...), and only beside new content words
-                          (a bare "what about you?" earns nothing)
-``length``        0.10    it has a reply's length: a smooth log-normal bump in characters
+``cues``*         0.05    it invites a response: half for a question mark, half for addressing
+                          the other person (you, your, ...); capped low, so appending "What
+                          about you?" moves the gold little
+``length``*       0.05    it has a reply's length: a smooth log-normal bump in characters
                           peaking at ``LENGTH_PEAK_CHARS`` (half height at 0.44x and 2.28x)
-``novelty``       0.10    it adds something instead of echoing the tweet: the share of its
+``novelty``*      0.05    it adds something instead of echoing the tweet: the share of its
                           content words absent from the tweet, times one minus the share of its
                           word trigrams copied from it
-``intensity``     0.10    it is emotionally vivid: ``|compound|`` of VADER (either sign: sorrow
+``intensity``*    0.05    it is emotionally vivid: ``|compound|`` of VADER (either sign: sorrow
                           at bad news engages too; hostility is dealt with below)
-``ratings``       0.15    the chat it answers was rated well by its two human participants:
-                          mean of the interesting/witty/upbeat ratings (1-10) mapped to [0, 1]
 ================  ======  ==================================================================
 
 ``naturalness`` in [0, 1] is the product of factors for what no person would call engaging:
