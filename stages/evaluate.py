@@ -16,7 +16,12 @@ from replyrl.configs.loader import load_seeds
 from replyrl.configs.reward import RewardConfig
 from replyrl.configs.sft import SFTStageConfig
 from replyrl.evaluation.evaluate import (
-    evaluate, load_generations, load_scorers, read_grpo_kl, resolve_judge, training_objectives,
+    evaluate,
+    load_generations,
+    load_scorers,
+    read_grpo_kl,
+    resolve_judge,
+    training_objectives,
 )
 from replyrl.evaluation.report import plot_diversity_quality, plot_passk, render_report
 from replyrl.io import atomic_path, read_jsonl, write_json

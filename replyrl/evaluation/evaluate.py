@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.grpo import GRPORun
 from replyrl.configs.reward import RewardConfig
-from replyrl.data.gold import gold_components, context_of, gold_scores, has_context
+from replyrl.data.gold import context_of, gold_components, gold_scores, has_context
 from replyrl.evaluation import judge as llm_judge
 from replyrl.evaluation.verdicts import verdict_table_metrics, verdicts
 from replyrl.io import finite_or_none, read_json, read_jsonl
@@ -36,8 +36,8 @@ from replyrl.metrics.overlap import BertScore, rouge_l
 from replyrl.metrics.passk import pass_at_k_per_prompt
 from replyrl.metrics.stats import bootstrap_ci
 from replyrl.models.encoder import encode, load_encoder
-from replyrl.text import copies_tweet, is_boilerplate
 from replyrl.rewards import load_reward
+from replyrl.text import copies_tweet, is_boilerplate
 
 logger = logging.getLogger(__name__)
 

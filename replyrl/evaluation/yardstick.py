@@ -13,7 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from replyrl.data.degenerate import KINDS, LEARNED_REWARD_KINDS, MAX_BEAT_SHARE, degenerate_replies, other_conversation_replies
+from replyrl.data.degenerate import (
+    KINDS,
+    LEARNED_REWARD_KINDS,
+    MAX_BEAT_SHARE,
+    degenerate_replies,
+    other_conversation_replies,
+)
 from replyrl.data.groups import group_key
 
 # (tweets, replies, rows) -> one score per pair; ``rows[i]`` is the human pair whose tweet is tweets[i].
