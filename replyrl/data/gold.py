@@ -177,7 +177,7 @@ class Associations:
         for i, j, count in zip(together.row[keep].tolist(), together.col[keep].tolist(), together.data[keep].tolist()):
             self.together.setdefault(vocab[i], {})[vocab[j]] = int(count)
 
-    def best_pmi(self, tweet: str, reply: str, answer_words: set[str]) -> list[float]:
+    def best_pmi(self, tweet: str, reply: str, answer_words: Sequence[str]) -> list[float]:
         """For each of ``answer_words`` (content words of ``reply``), its best positive PMI in nats with a
         content word of ``tweet``, counted as if this text pair were not in the corpus (0: none)."""
         seen = self.pairs.get((_key(tweet), _key(reply)), 0)
@@ -272,7 +272,9 @@ def relevance(tweet: str, reply: str) -> float:
     new = {w for w in words(reply) if w not in tweet_words and w not in _stop_words()}
     if not new:
         return 0.0
-    return float(np.mean([min(value, PMI_CAP) / PMI_CAP for value in associations().best_pmi(tweet, reply, new)]))
+    # Sorted: a set's order varies with the process's hash seed, and so would the float sum's last bits.
+    scores = associations().best_pmi(tweet, reply, sorted(new))
+    return float(np.mean([min(value, PMI_CAP) / PMI_CAP for value in scores]))
 
 
 def gold_components(tweet: str, reply: str, context: Mapping[str, Any]) -> dict[str, float]:

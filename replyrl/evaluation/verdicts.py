@@ -201,6 +201,10 @@ def row_verdict(row, config: EvaluateConfig) -> str:
         direction = "better" if (row.diff > 0) != (row.metric in LOWER_IS_BETTER) else "worse"
         low_power = bounds is not None and not row.mde < bounds[1] - bounds[0]
         return f"{direction} (low power: detectable {row.mde:.3f})" if low_power else direction
+    if row.role != "primary" and row.p < sig.alpha:
+        # Its own 1 - alpha CI excludes 0, but the family's false discovery control does not pass it:
+        # "no difference" would overstate what the table shows.
+        return f"not significant after BH (q {row.p_adj:.2f}; detectable {row.mde:.3f})"
     if bounds is None or row.mde < bounds[1] - bounds[0]:
         return f"no difference (detectable {row.mde:.3f})"
     if row.diff == 0:

@@ -139,7 +139,9 @@ def test_a_verdict_says_what_the_design_can_see() -> None:
     assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2), c) == "worse"
     assert row_verdict(_row(p=0.01, p_adj=0.09, diff=-0.2, metric="self_bleu"), c) == "better"  # lower is better
     assert row_verdict(_row(p=0.01, p_adj=0.10), c) == "better"  # BH rejects at q-value <= q
-    assert row_verdict(_row(p=0.01, p_adj=0.1001), c).startswith("no difference")
+    # Its own CI excludes 0 (p < alpha) but BH does not pass it: not "no difference".
+    assert row_verdict(_row(p=0.01, p_adj=0.1001), c) == "not significant after BH (q 0.10; detectable 0.300)"
+    assert verdict_code("not significant after BH (q 0.10; detectable 0.300)") is None
     # Significant, but the design could not see a difference inside the metric's range: flagged.
     low_power = row_verdict(_row(p=0.001, p_adj=0.01, mde=1.2), c)
     assert low_power == "better (low power: detectable 1.200)" and verdict_code(low_power) == 1
