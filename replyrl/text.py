@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from difflib import SequenceMatcher
 
 # Curly quotes and apostrophes as their ASCII forms, so "don’t" is one word "don't", as typed.
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"'})
@@ -47,15 +48,8 @@ def words(text: str) -> list[str]:
 def longest_copied_run(tweet: str, reply: str) -> int:
     """The most consecutive words of ``reply`` that also occur consecutively in ``tweet``."""
     a, b = words(tweet), words(reply)
-    best, previous = 0, [0] * (len(a) + 1)
-    for word in b:
-        current = [0] * (len(a) + 1)
-        for j, other in enumerate(a, 1):
-            if word == other:
-                current[j] = previous[j - 1] + 1
-                best = max(best, current[j])
-        previous = current
-    return best
+    # autojunk off: difflib's heuristic would otherwise ignore words frequent in a long tweet.
+    return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
 
 
 def copies_tweet(tweet: str, reply: str, min_words: int = COPY_MIN_WORDS) -> bool:
