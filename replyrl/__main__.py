@@ -7,6 +7,8 @@
     replyrl suggest --model ... --input tweets.jsonl --output suggestions.jsonl
                                 the same for every {"tweet": ...} row of a file
     replyrl docs [--check]      rewrite (or check) the generated figures in README.md and docs/*.md
+    replyrl compare HEAD my-ablation
+                                seed-level verdicts of each model in a DVC experiment against HEAD
 """
 
 from __future__ import annotations
@@ -123,6 +125,52 @@ def docs_command(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def compare_command(args: argparse.Namespace) -> None:
+    from replyrl import cli
+    from replyrl.evaluation import compare
+    from replyrl.io import atomic_path, write_json
+
+    cli.setup_logging(logging.WARNING)  # the warnings (seeds or evaluate params differ) go to stderr
+    runs = [compare.load_run(name, params_file=args.params) for name in (args.baseline, args.candidate)]
+    models = args.models.split(",") if args.models else None
+    result = compare.compare(*runs, compare.parse_primary(args.primary) if args.primary else None, models)
+    text = compare.render_comparison(result)
+    print(text)
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        write_json(args.json, compare.table_rows(result))
+
+
+def add_compare_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "compare", help="Seed-level verdicts of each model in one run (a DVC experiment) against another.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare each model both runs evaluated with itself, <model>@CANDIDATE minus <model>@BASELINE,\n"
+                    "paired by seed and test conversation, with the verdict table's statistics: the primary row\n"
+                    "(default: evaluate.significance.primary's model and metric) alone at alpha, the others\n"
+                    "exploratory (Benjamini-Hochberg), a metric either run trained on marked (not evidence).\n"
+                    "See docs/statistics.md, \"Comparing two runs (ablations)\".",
+        epilog="examples:\n"
+               "  dvc exp run -n my-ablation -S grpo.diversity_weight=0\n"
+               "  python -m replyrl compare HEAD my-ablation\n"
+               "  python -m replyrl compare HEAD reports/evaluation_per_prompt.csv --primary grpo_from_baseline:pass@5",
+    )
+    for name, role in (("baseline", "The run compared against"), ("candidate", "The ablation")):
+        parser.add_argument(name, metavar=name.upper(),
+                            help=f"{role}: a DVC experiment name (`dvc exp show`) or a git revision (HEAD: the "
+                                 "committed workspace), whose reports/evaluation_per_prompt.csv and params.yaml are "
+                                 "read, or a per-prompt CSV file (its params: --params).")
+    parser.add_argument("--primary", metavar="MODEL:METRIC",
+                        help="The primary row (default: BASELINE's evaluate.significance.primary model and metric).")
+    parser.add_argument("--models", metavar="M1,M2", help="Compare only these models (default: every model both have).")
+    parser.add_argument("--out", metavar="FILE.md", help="Also write the Markdown to this file.")
+    parser.add_argument("--json", metavar="FILE", help="Write the verdict rows as a JSON list.")
+    parser.add_argument("--params", default=PARAMS_FILE,
+                        help="Params of a run given as a CSV file (default: params.yaml).")
+
+
 def parse_bf16(value: str) -> Bf16:
     if value not in ("auto", "true", "false"):
         raise argparse.ArgumentTypeError(f"{value!r}: expected auto, true or false")
@@ -173,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                         metavar="SECTION", help=f"Sections to show (default: all): {', '.join(SECTION_CLASSES)}.")
     params.add_argument("--params", default=PARAMS_FILE, help="Parameters file to read (default: params.yaml).")
     add_suggest_parser(commands)
+    add_compare_parser(commands)
     docs = commands.add_parser("docs", help="Rewrite the generated figures of README.md and docs/*.md from the metrics.",
                                description="Replace the text between <!-- generated:NAME --> markers in README.md and "
                                            "docs/*.md with what metrics/ and reports/ give (replyrl/docs_figures.py).")
@@ -182,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "suggest" and args.input and not args.output:
         parser.error("suggest --input needs --output")
     try:
-        {"suggest": suggest_command, "docs": docs_command, "params": params_command}[args.command](args)
-    except ConfigError as e:  # a bad params file, or (suggest) a bad argument: one line, no traceback
+        {"suggest": suggest_command, "docs": docs_command, "params": params_command,
+         "compare": compare_command}[args.command](args)
+    except ConfigError as e:  # a bad params file, or (suggest, compare) a bad argument: one line, no traceback
         print(f"replyrl: error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -173,7 +173,8 @@ def metrics_block(sources: Mapping[str, Any]) -> str:
 def samples_block(sources: Mapping[str, Any]) -> str:
     """What each model's samples look like, against the human replies (`evaluate.sample_metrics`)."""
     m = sources["evaluation"]
-    lines = [f"| model | median characters (human {_fmt(m.get('human.median_chars'), '.0f')}) | at the token cap | "
+    lines = [f"| model | median characters (human {_fmt(m.get('human.median_chars'), '.0f')}) | "
+             f"at the token cap (human {_fmt(m.get('human.at_token_cap'), '.1%')}) | "
              "assistant boilerplate | copy >= 4 words of the tweet | passing copies | gold |",
              "|---|---|---|---|---|---|---|"]
     for model in models(m):

@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--report", required=True, help="Output Markdown report.")
     parser.add_argument("--per-prompt", required=True, help="Every per-tweet value.")
     parser.add_argument("--samples", required=True, help="Every sample: text checks, judge scores, gold components.")
+    parser.add_argument("--tokenizer", required=True,
+                        help="The policies' tokenizer folder (models/base): how many human replies the token cap cuts.")
     parser.add_argument("--reference", required=True,
                         help="Training pairs JSONL: their human replies set the `quantile` pass criterion.")
     args, params = start_stage(parser, {"evaluate": EvaluateConfig, "reward": RewardConfig, "encoder": EncoderConfig,
@@ -51,7 +53,8 @@ def main() -> None:
     # What the models were trained on is marked in every table: such a metric is not evidence.
     trained_on = training_objectives(grpo.reward_type, grpo.diversity_weight, {run.objective for run in grpo.runs},
                                      params.sft.polychromic.quality, config)
-    scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size)
+    scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size,
+                           args.tokenizer)
     grpo_kl = read_grpo_kl(args.grpo_metrics, [run.name for run in grpo.runs], seeds)
     result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs, read_jsonl(args.reference))
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
+from transformers import AutoTokenizer
 
 from replyrl.configs.evaluate import EvaluateConfig
 from replyrl.configs.grpo import GRPORun
@@ -65,6 +66,9 @@ class Scorers:
     embed: Callable[[Sequence[str]], np.ndarray]  # L2-normalised rows
     bertscore: BertScore
     gold: GoldScorer = gold_scores  # the sample's ground truth; needs each tweet's context
+    # Tokens of each text under the policies' tokenizer (no special tokens): how many human replies the
+    # generation's max_new_tokens would cut. None = not measured.
+    count_tokens: Callable[[Sequence[str]], list[int]] | None = None
 
 
 @dataclass
@@ -85,15 +89,27 @@ class Evaluation:
 
 
 def load_scorers(encoder_dir: str | Path, reward_model_dir: str | Path, reward_config: RewardConfig,
-                 config: EvaluateConfig, batch_size: int = 64) -> Scorers:
-    """Build the scorers from the pipeline's folders (`models/encoder`, `models/reward_model`)."""
+                 config: EvaluateConfig, batch_size: int = 64, tokenizer_dir: str | Path | None = None) -> Scorers:
+    """Build the scorers from the pipeline's folders (`models/encoder`, `models/reward_model`, and
+    `models/base` for its tokenizer)."""
     encoder = load_encoder(encoder_dir, device="cpu")
     return Scorers(
         engagement=load_reward("learned", reward_config, encoder, reward_model_dir, batch_size),
         heuristic=load_reward("heuristic", reward_config, encoder, reward_model_dir, batch_size),
         embed=lambda texts: encode(encoder, texts, batch_size),
         bertscore=BertScore(encoder_dir, config.bertscore_layer, batch_size),
+        count_tokens=None if tokenizer_dir is None else token_counter(tokenizer_dir),
     )
+
+
+def token_counter(tokenizer_dir: str | Path) -> Callable[[Sequence[str]], list[int]]:
+    """Texts -> their lengths in tokens of the tokenizer in ``tokenizer_dir`` (as generate counts samples)."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def count(texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    return count
 
 
 def load_generations(
@@ -505,5 +521,11 @@ def evaluate(
     metrics.update(sample_metrics(samples))
     metrics["human.median_chars"] = float(np.median([len(r) for row in generations[models[0], seeds[0]]
                                                      for r in row["references"]]))
+    if scorers.count_tokens is not None and reference:
+        # The models' at_token_cap beside the people's: the share of the reference human replies (the
+        # `quantile` criterion's training pairs) at least max_new_tokens long, which a model writing like
+        # them would also reach.
+        tokens = np.array(scorers.count_tokens([row["reply"] for row in reference_rows(reference, config)]))
+        metrics["human.at_token_cap"] = float((tokens >= config.max_new_tokens).mean())
     return Evaluation(metrics, per_prompt, passk, table, models, seeds, thresholds, samples, grpo_kl,
                       scorers.bertscore.model_dir, trained_on or {})

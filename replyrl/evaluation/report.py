@@ -109,7 +109,9 @@ def samples_table(evaluation: Evaluation) -> str:
     human replies: length, cut-offs, assistant boilerplate, copies of the tweet, and the gold."""
     m = evaluation.metrics
     quality = "gold_score" if any(f"{model}.gold_score" in m for model in evaluation.models) else "predicted_engagement"
-    lines = [f"| model | median chars (human {_fmt(m.get('human.median_chars'), 0)}) | at the token cap | "
+    cap = m.get("human.at_token_cap")
+    lines = [f"| model | median chars (human {_fmt(m.get('human.median_chars'), 0)}) | at the token cap"
+             f"{'' if cap is None else f' (human {cap:.1%})'} | "
              f"assistant boilerplate | copies >= 4 words of the tweet | passing copies | {quality} |",
              "|---|---|---|---|---|---|---|"]
     for model in evaluation.models:

@@ -87,7 +87,7 @@ def verdict_metrics(per_prompt: pd.DataFrame, config: EvaluateConfig) -> list[st
 
 
 def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[str, str] | None = None,
-             grpo_runs: Sequence[GRPORun] = ()) -> pd.DataFrame:
+             grpo_runs: Sequence[GRPORun] = (), pairs: Sequence[tuple[str, str, str]] | None = None) -> pd.DataFrame:
     """The verdict table, the primary row first: one row per (comparison, metric) with the paired
     difference (every conversation weighs the same), its 1 - alpha CI clipped to the possible range and
     p-value (seeds and conversations both random: `stats.paired_effect`), ``p_adj`` (BH q-value, over
@@ -100,9 +100,12 @@ def verdicts(per_prompt: pd.DataFrame, config: EvaluateConfig, trained_on: dict[
     paired on the seeds and conversations both have (any other is left out, logged); with no common
     seed or fewer than 2 common conversations the row has no verdict (one common seed: checkpoint-level,
     no verdict either). ``trained_on`` marks metrics that were a training objective; ``grpo_runs``
-    (grpo.runs) say which GRPO model is which (`verdict_pairs`)."""
+    (grpo.runs) say which GRPO model is which (`verdict_pairs`); ``pairs``, (model, other, question)
+    rows, replace the recipe's comparisons (`replyrl.evaluation.compare`: a model against itself in
+    another run)."""
     sig = config.significance
-    pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
+    if pairs is None:
+        pairs = verdict_pairs(list(dict.fromkeys(per_prompt["model"])), config, grpo_runs)
     metrics = verdict_metrics(per_prompt, config)
     if per_prompt["group_id"].nunique() < 2:
         logger.warning("verdicts: need at least 2 test conversations, got %d", per_prompt["group_id"].nunique())

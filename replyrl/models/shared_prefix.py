@@ -17,10 +17,16 @@ backbone over every token of every row, then the LM head. Two kinds of work in i
 The result equals TRL's forward up to float rounding (a test checks log-probs and LoRA gradients).
 Two differences, neither in expectation: dropout draws one mask for a shared prefix instead of one
 per row (more variance in SFT with `lora_dropout`; GRPO runs without dropout), and sums run in another
-order. Calls this does not cover go to TRL's forward unchanged: no labels, multimodal inputs,
+order. Calls this does not cover go to TRL's forward unchanged: no labels (in GRPO, a batch whose every
+reply was cut at max_completion_length and masked by `mask_truncated_completions`), multimodal inputs,
 activation checkpointing, and models or setups where a split forward is not the same computation or is
 untested (MoE router losses, logit scaling/softcapping, linear-attention caches, dynamic RoPE,
 non-causal or chunked attention, FSDP and DeepSpeed).
+
+TRL's GRPO loss switches (`grpo.loss_type`, `epsilon_high`, `importance_sampling_level`,
+`top_entropy_quantile`, the entropy bonus, ...) act on the log-probs, entropies and completion masks
+this returns, and a masked (truncated) completion is only a row with zeros in its attention mask and
+no labels; so each works through the split forward (tests/training/test_grpo_switches.py).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from replyrl.models.precision import check_vllm, describe_machine
 from replyrl.prompts import build_prompt
 from replyrl.sampling import SamplingConfig
 from replyrl.training.checkpoints import ResumableRun, run_fingerprint
-from replyrl.training.grpo_callbacks import KLAlarm, SampleWriter
+from replyrl.training.grpo_callbacks import KLAlarm, RolloutWriter, SampleWriter
 from replyrl.training.grpo_rewards import RewardFunc, build_reward_funcs, reward_weights
 from replyrl.training.grpo_trainer import Monitor, build_trainer
 from replyrl.training.report import plot_grpo_history, summarize_grpo
@@ -44,6 +44,7 @@ from replyrl.training.tracking import dvclive_callback
 logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
+COMPLETIONS_FILE = "completions.csv"  # in the dvclive folder: the rollouts of the sampled steps
 
 
 @dataclass
@@ -56,7 +57,7 @@ class GRPOPaths:
     out: Path | None = None
     encoder: Path | None = None  # for the rewards built from params
     reward_model: Path | None = None  # for the learned reward
-    live: Path | None = None  # dvclive folder
+    live: Path | None = None  # dvclive folder: metrics, plots and the rollouts (COMPLETIONS_FILE)
     plot: Path | None = None  # PNG of the run, for offline viewing
 
 
@@ -133,7 +134,7 @@ def run_grpo(
     encoder = load_encoder(paths.encoder) if needs_encoder else None
     if reward_funcs is None:
         weights = reward_weights(config)
-        funcs = build_reward_funcs(list(weights), reward, encoder, paths.reward_model, encoder_batch_size)
+        funcs = build_reward_funcs(list(weights), reward, encoder, paths.reward_model, encoder_batch_size, config)
         reward_funcs = list(zip(funcs, weights.values()))
     funcs, weights = [f for f, _ in reward_funcs], [w for _, w in reward_funcs]
     # Anything that changes the run's outcome must change the fingerprint, or a stale checkpoint resumes.
@@ -162,6 +163,9 @@ def run_grpo(
         trainer = build_trainer(config, model, tokenizer, dataset, funcs, weights, run.checkpoints, seed, callbacks,
                                 embed=encoder and functools.partial(encode, encoder, batch_size=encoder_batch_size),
                                 monitors=monitors, objective=objective)
+        if live is not None:
+            trainer.add_callback(RolloutWriter(live / COMPLETIONS_FILE, run.checkpoints / "completions.jsonl",
+                                               trainer.rollouts, config.sample_every))
         logger.info("GRPO on %d phase-2 tweets: %d prompts x %d generations per step, %d steps, reward weights %s",
                     len(dataset), config.prompts_per_step, config.num_generations, config.max_steps,
                     dict(zip(trainer.reward_func_names, weights)))

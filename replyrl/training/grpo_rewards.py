@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
+from trl.rewards import get_soft_overlong_punishment
 
 from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.configs.reward import RewardConfig
@@ -25,6 +26,7 @@ from replyrl.rewards import Reward, load_reward
 
 RewardFunc = Callable[..., list[float]]
 DIVERSITY = "diversity"
+OVERLONG = "overlong"  # TRL's soft overlong punishment (grpo.overlong_weight)
 
 
 def _check_finite(name: str, scores: np.ndarray, tweets: Sequence[str], replies: Sequence[str]) -> None:
@@ -88,13 +90,23 @@ def build_reward_funcs(
     encoder: SentenceTransformer,
     reward_model_dir: str | Path | None,
     batch_size: int = 64,
+    config: GRPOStageConfig | None = None,
 ) -> list[RewardFunc]:
-    """TRL reward functions for ``names`` ("heuristic", "learned", "diversity"), sharing one encoder."""
-    return [
-        diversity_reward_func(encoder, batch_size) if name == DIVERSITY
-        else as_reward_func(load_reward(name, reward_config, encoder, reward_model_dir, batch_size))
-        for name in names
-    ]
+    """TRL reward functions for ``names`` ("heuristic", "learned", "diversity", "overlong": the last needs
+    ``config``'s lengths), sharing one encoder."""
+    def build(name: str) -> RewardFunc:
+        if name == DIVERSITY:
+            return diversity_reward_func(encoder, batch_size)
+        if name == OVERLONG:
+            if config is None:
+                raise ValueError("the overlong punishment needs the grpo config (max_completion_length)")
+            # TRL's function, renamed so its log key is rewards/overlong/mean beside the others.
+            punishment = get_soft_overlong_punishment(config.max_completion_length, config.overlong_cache_tokens)
+            punishment.__name__ = OVERLONG
+            return punishment
+        return as_reward_func(load_reward(name, reward_config, encoder, reward_model_dir, batch_size))
+
+    return [build(name) for name in names]
 
 
 def reward_weights(config: GRPOStageConfig) -> dict[str, float]:
@@ -104,4 +116,6 @@ def reward_weights(config: GRPOStageConfig) -> dict[str, float]:
     weights = {name: w for name, w in task.items() if w > 0}
     if config.diversity_weight > 0:
         weights[DIVERSITY] = config.diversity_weight
+    if config.overlong_weight > 0:
+        weights[OVERLONG] = config.overlong_weight
     return weights

@@ -24,7 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from trl import GRPOConfig, GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
-from replyrl.configs.grpo import GRPOStageConfig
+from replyrl.configs.grpo import TRL_LOSS_SWITCHES, GRPOStageConfig
 from replyrl.configs.loader import to_dict
 from replyrl.models.precision import precision_kwargs
 from replyrl.models.shared_prefix import add_shared_prefix_forward
@@ -52,6 +52,12 @@ class SetObjective:
     k: int
     threshold: float | None = None  # max_at_k: rewards become 0/1 passes (Pass@k)
     embed: Embed | None = None  # polychromic: embeds the completions
+    estimator: str = "marginal"  # max_at_k: one of set_advantages.MAX_AT_K_ESTIMATORS
+    k_schedule: Sequence[tuple[int, int]] = ()  # (first optimizer step, k), steps increasing: k annealed
+
+    def k_at(self, step: int) -> int:
+        """The k in use at optimizer step ``step`` (0-based): the last scheduled k whose step has come, else k."""
+        return next((k for start, k in reversed(self.k_schedule) if start <= step), self.k)
 
 
 class ReplyGRPOTrainer(GRPOTrainer):
@@ -106,13 +112,20 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Kept for the set advantages: every process's rewards (TRL gathers them) and completions.
         self._gathered = (rewards_per_func, gather_object(list(completions)) if self.objective else None)
+        # Per-rollout columns for `rollouts()`, through TRL's completion log (it gathers them over processes
+        # after this call); the length and truncation are TRL's own (`completions/clipped_ratio`).
+        eos_and_pad = [*self.eos_token_ids, self._tokenizer.pad_token_id]
+        self._log_completion_extra("tweet", [example["tweet"] for example in inputs])
+        self._log_completion_extra("completion_tokens", [len(ids) for ids in completion_ids_list])
+        self._log_completion_extra("truncated", [ids[-1] not in eos_and_pad for ids in completion_ids_list])
         if self.monitors:
             columns = {key: [example[key] for example in inputs] for key in inputs[0]
                        if key not in ("prompt", "completion", "completion_ids")}
             mode = "train" if self.model.training else "eval"
             for name, monitor in self.monitors.items():
-                values = gather_object([float(v) for v in monitor(completions=completions, **columns)])
-                self._metrics[mode][f"{name}/mean"].append(float(np.mean(values)))
+                values = [float(v) for v in monitor(completions=completions, **columns)]
+                self._log_completion_extra(name, values)
+                self._metrics[mode][f"{name}/mean"].append(float(np.mean(gather_object(values))))
         return rewards_per_func
 
     def _scale(self, advantages: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -137,20 +150,26 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
         embeddings = None
         if self.objective.embed is not None:
             embeddings = self.objective.embed(completions).reshape(*groups.shape, -1)
+        k = self.objective.k_at(self.state.global_step)
         advantages = torch.as_tensor(
-            set_objective_advantages(self.objective.name, groups, self.objective.k, embeddings), dtype=torch.float64
+            set_objective_advantages(self.objective.name, groups, k, embeddings, self.objective.estimator),
+            dtype=torch.float64,
         )
         groups = torch.as_tensor(groups)
         # Two steps. (1) max_at_k is divided by the rewards' std as TRL divides its group advantages, so its
         # weighting of prompts is TRL's times the objective's own (for Pass@k, how close a prompt is to
         # saturation); polychromic is not (tied rewards still differ in diversity: a division by their
         # std ~0 would blow it up), so its weighting is its own (a prompt's reward level times diversity).
-        if self.objective.name == "max_at_k":
+        # For verl_passk, (1) under scale_rewards group is verl's own norm_adv_by_std_in_grpo. pkpo skips it:
+        # the std of the sampled rewards would bias its unbiased estimate (an independent review measured
+        # E[update] / gradient = (3.0, 4.2, 2.6) on a 3-outcome policy), and PKPO divides by nothing.
+        if self.objective.name == "max_at_k" and self.objective.estimator != "pkpo":
             advantages = self._scale(advantages, groups)
         # (2) One factor for the whole batch gives the advantages the RMS of TRL's group advantages of the
         # same rewards (the k = 1 objective, r - mean r, scaled as in (1)): every objective takes steps of
         # plain GRPO's size, so comparing objectives compares where the credit goes, not a learning rate
-        # (a max@k step otherwise shrinks as k grows). At k = 1 the factor is 1: max_at_k is plain GRPO.
+        # (a max@k step otherwise shrinks as k grows). At k = 1 the factor is 1: max_at_k is plain GRPO
+        # (pkpo's k = 1 advantages, (r - mean r) / (G - 1), become it too). verl scales by (1) only.
         reference = self._scale(groups - groups.mean(dim=1, keepdim=True), groups)
         rms, reference_rms = advantages.square().mean().sqrt(), reference.square().mean().sqrt()
         if rms > 0:
@@ -166,12 +185,37 @@ sampling options the sampler lacks (min_p, repetition_penalty, generation_kwargs
             output["advantages"] = self._set_advantages(len(output["advantages"]))
             self._metrics[mode][f"advantages/{self.objective.name}_abs_mean"].append(
                 output["advantages"].abs().mean().item())
+            self._metrics[mode]["objective_k"].append(self.objective.k_at(self.state.global_step))
         advantages = output["advantages"]
         # `_metrics` is the buffer TRL averages into each log line; subclasses add their metrics there.
         clipped = (advantages.abs() > self.advantage_clip).float().mean().item()
         self._metrics[mode]["advantages/clipped_frac"].append(clipped)
         output["advantages"] = advantages.clamp(-self.advantage_clip, self.advantage_clip)
+        # TRL's completion log got its group advantages: replace them with the ones the loss uses.
+        used = self.accelerator.gather(output["advantages"]).tolist()
+        for _ in used:
+            self._logs["advantages"].pop()
+        self._logs["advantages"].extend(used)
         return output
+
+    def rollouts(self) -> list[dict[str, Any]]:
+        """The last generation's rollouts, every process's, one row each: tweet, completion, each reward
+        (``rewards/<name>``) and their weighted total (``reward``), each monitor, the advantage the loss
+        used, the completion's length in tokens and whether it hit ``max_completion_length`` without EOS."""
+        logs, extra = self._logs, self._logs["extra"]
+        weights = self.reward_weights.tolist()
+        rows = []
+        for i, completion in enumerate(logs["completion"]):
+            rewards = [logs["rewards"][name][i] for name in self.reward_func_names]
+            rows.append({
+                "tweet": extra["tweet"][i], "completion": completion,
+                **{f"rewards/{name}": r for name, r in zip(self.reward_func_names, rewards)},
+                "reward": float(np.nansum(np.multiply(weights, rewards))),  # TRL's total: a None reward adds 0
+                **{name: extra[name][i] for name in self.monitors},
+                "advantage": logs["advantages"][i],
+                "completion_tokens": extra["completion_tokens"][i], "truncated": extra["truncated"][i],
+            })
+        return rows
 
     def training_step(
         self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
@@ -216,7 +260,7 @@ def grpo_args(
         num_iterations=config.num_iterations,
         reward_weights=list(reward_weights),
         multi_objective_aggregation="sum_then_normalize",  # the recipe: one weighted reward, then group advantages
-        mask_truncated_completions=False,
+        **{name: getattr(config, name) for name in TRL_LOSS_SWITCHES},
         disable_dropout=True,  # dropout would make policy and reference log-probs differ at step 0
         # Rollouts: one generate call per optimizer step covering every prompt's whole group. Each device
         # takes prompts_per_step whole groups per micro-batch; steps_per_generation (not a fixed
@@ -269,7 +313,8 @@ def build_trainer(
 ) -> ReplyGRPOTrainer:
     """Trainer for a plain (already merged) warm-start ``model``; a new LoRA adapter is added on top.
 
-    ``objective`` is a run's (`GRPORun.objective`): ``group`` or a set objective with ``config.objective_k``.
+    ``objective`` is a run's (`GRPORun.objective`): ``group`` or a set objective with ``config.objective_k``
+    (annealed by ``config.objective_k_schedule``) and, for max_at_k, ``config.max_at_k_estimator``.
     ``embed`` is needed by the polychromic objective only; ``monitors`` are logged, never trained on.
     """
     tokenizer.padding_side = "left"  # TRL generates from left-padded prompts
@@ -280,6 +325,16 @@ def build_trainer(
         # weights: the reference is the warm-start rounded to bf16; the LoRA weights stay float32.
         model = model.to(torch.bfloat16)
     lora = LoraConfig(task_type="CAUSAL_LM", **to_dict(config.lora))  # dropout 0: see disable_dropout above
+    set_objective = None
+    if objective != "group":
+        uses_k = config.uses_k(objective)  # verl_passk has none: it always takes the whole group's max (max@G)
+        set_objective = SetObjective(
+            objective, config.objective_k if uses_k else config.num_generations,
+            config.objective_threshold if objective == "max_at_k" else None,
+            embed if objective == "polychromic" else None,
+            config.max_at_k_estimator if objective == "max_at_k" else "marginal",
+            [(item.step, item.k) for item in config.objective_k_schedule or []] if uses_k else (),
+        )
     return ReplyGRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
@@ -290,7 +345,5 @@ def build_trainer(
         callbacks=list(callbacks),
         advantage_clip=config.advantage_clip,
         monitors=monitors,
-        objective=None if objective == "group" else SetObjective(
-            objective, config.objective_k, config.objective_threshold if objective == "max_at_k" else None,
-            embed if objective == "polychromic" else None),
+        objective=set_objective,
     )

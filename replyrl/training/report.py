@@ -83,11 +83,11 @@ def plot_grpo_history(
     log_history: Sequence[dict[str, Any]], reward_names: Sequence[str], kl_alarm: float, path: str | Path,
     monitors: Sequence[str] = (),
 ) -> None:
-    """Rewards (and monitors such as the gold, dashed: not trained on), KL to the warm-start and reply
-    length over GRPO steps."""
+    """Rewards (and monitors such as the gold, dashed: not trained on), KL to the warm-start, reply length
+    and the share of groups with no learning signal over GRPO steps."""
     logs = [row for row in log_history if "reward" in row]
     steps = [row["step"] for row in logs]
-    fig, (rewards, kl, length) = new_figure(1, 3, figsize=(15, 4))
+    fig, (rewards, kl, length, flat) = new_figure(1, 4, figsize=(20, 4))
     for key, label in [("reward", "total (weighted)"), *((f"rewards/{n}/mean", n) for n in reward_names)]:
         rewards.plot(steps, [row.get(key) for row in logs], label=label)
     for name in monitors:
@@ -101,4 +101,7 @@ def plot_grpo_history(
     kl.legend()
     length.plot(steps, [row.get("completions/mean_length") for row in logs])
     length.set(xlabel="step", title="mean reply length (tokens)")
+    # A group whose rewards are all equal gets zero advantages: it teaches nothing.
+    flat.plot(steps, [row.get("frac_reward_zero_std") for row in logs])
+    flat.set(xlabel="step", ylim=(-0.05, 1.05), title="share of groups with equal rewards")
     save_figure(fig, path)

@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
 from tests.evaluation.conftest import REFERENCE_PAIRS, make_rows
 
 
-def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatch) -> None:
+def test_stage_writes_metrics_plots_and_report(encoder_dir, tiny_base_dir, tmp_path, monkeypatch) -> None:
     encoder = load_encoder(encoder_dir, device="cpu")
     torch.manual_seed(0)
     dim = encoder.get_embedding_dimension()
@@ -27,7 +27,7 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     write_json(tmp_path / "grpo" / "from_polychromic_seed_3.json", {"kl/final": 0.5})
     write_jsonl(tmp_path / "train.jsonl", REFERENCE_PAIRS)
     params = {"seeds": [3], "grpo": {"runs": [{"name": "from_polychromic", "init": "polychromic", "objective": "group"}]},
-              "evaluate": {"base_models": [], "sft_models": ["baseline_full"], "n_samples": 3, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
+              "evaluate": {"base_models": [], "sft_models": ["baseline_full"], "n_samples": 3, "max_new_tokens": 5, "pass_at_k": {"k": [1, 3], "bootstrap_samples": 50},
                                          "report_examples": 1}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setattr(sys, "argv", [
@@ -37,6 +37,7 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
         "--metrics", str(tmp_path / "metrics.json"), "--plots", str(tmp_path / "plots"),
         "--report", str(tmp_path / "reports" / "evaluation.md"), "--per-prompt", str(tmp_path / "reports" / "pp.csv"),
         "--samples", str(tmp_path / "reports" / "samples.csv"), "--reference", str(tmp_path / "train.jsonl"),
+        "--tokenizer", str(tiny_base_dir),
     ])
     runpy.run_path(str(REPO_ROOT / "stages" / "evaluate.py"), run_name="__main__")
 
@@ -44,6 +45,9 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     assert 0.0 <= metrics["grpo_from_polychromic.pass@3"] <= 1.0 and metrics["grpo_from_polychromic.final_kl"] == 0.5
     assert metrics["bertscore_layer"] == 6 and 0.0 < metrics["pass_threshold"] < 1.0
     assert metrics["pass_at_k_judge"] == "gold"  # the default judge `auto`, on rows with the sample's ratings
+    # The people's share at the cap: reference replies of >= max_new_tokens (5) tokens. "good reply 1" has 4
+    # ("good", " reply", " ", "1"), "good reply 11" 5: the ten with two digits.
+    assert metrics["human.at_token_cap"] == 0.5
     passk = pd.read_csv(tmp_path / "plots" / "passk.csv")
     assert list(passk.columns) == ["model", "k", "pass@k", "ci_low", "ci_high"] and len(passk) == 4
     assert len(pd.read_csv(tmp_path / "reports" / "pp.csv")) == 16  # 2 models x 8 tweets
@@ -52,5 +56,5 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tmp_path, monkeypatc
     for png in ("passk.png", "diversity_vs_quality.png"):
         assert (tmp_path / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "reports" / "evaluation.md").read_text()
-    assert "## What the samples look like" in report and "## Success criteria" in report and "](../plots/passk.png)" in report
+    assert "at the token cap (human 50.0%)" in report and "## What the samples look like" in report and "## Success criteria" in report and "](../plots/passk.png)" in report
     assert "A sample passes Pass@k when its `gold` judge score" in report  # the judge `auto` resolved to

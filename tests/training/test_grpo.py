@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from replyrl.configs.grpo import GRPOLoraConfig, GRPOStageConfig
+from replyrl.configs.grpo import GRPOLoraConfig, GRPORun, GRPOStageConfig, ObjectiveKStep
 from replyrl.configs.prompt import PromptConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.io import read_json, read_jsonl, write_jsonl
@@ -18,11 +20,17 @@ from replyrl.metrics.diversity import distance_to_others
 from replyrl.models.base import load_base
 from replyrl.models.policy import load_policy, write_lineage
 from replyrl.prompts import build_prompt
-from replyrl.training.grpo import SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
-from replyrl.training.grpo_rewards import as_reward_func, diversity_reward_func, group_distance_to_others
-from replyrl.training.grpo_trainer import SetObjective, build_trainer
+from replyrl.training.grpo import COMPLETIONS_FILE, SAMPLES_FILE, GRPOPaths, phase2_dataset, run_grpo
+from replyrl.training.grpo_rewards import (
+    OVERLONG,
+    as_reward_func,
+    build_reward_funcs,
+    diversity_reward_func,
+    group_distance_to_others,
+)
+from replyrl.training.grpo_trainer import ReplyGRPOTrainer, SetObjective, build_trainer
 from replyrl.training.report import summarize_grpo
-from replyrl.training.set_advantages import max_at_k_advantages, polychromic_advantages
+from replyrl.training.set_advantages import max_at_k_advantages, pkpo_advantages, polychromic_advantages
 
 # Two rows share a tweet id: GRPO must see that tweet once.
 ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet number {i} about topic {i * 7}", "reply": "r"} for i in range(6)]
@@ -220,7 +228,7 @@ def test_grpo_trains_only_the_new_adapter_and_saves_a_loadable_policy(warm_start
     kl_rows = (live / "plots/metrics/kl.tsv").read_text().splitlines()  # header, then step 1
     assert float(kl_rows[1].split("\t")[-1]) == pytest.approx(0.0, abs=1e-6)
     recipe_names = ("train/policy_loss", "train/avg_reward", "train/reward_std", "train/kl_penalty")
-    for name in (*recipe_names, "frac_reward_zero_std"):
+    for name in (*recipe_names, "frac_reward_zero_std", "completions/mean_length"):
         assert (live / f"plots/metrics/{name}.tsv").exists(), name
 
     # Every completion came with the tweet and group id of the prompt it was sampled from: those of
@@ -274,13 +282,70 @@ def test_non_finite_reward_stops_the_run_and_a_rerun_resumes(warm_start: Path, p
     assert not (tmp_path / "ckpt").exists()  # a finished run leaves nothing to resume
 
 
-def trainer_on_two_groups(warm_start: Path, folder: str) -> tuple:
+def read_completions(live: Path) -> pd.DataFrame:
+    return pd.read_csv(live / COMPLETIONS_FILE, keep_default_na=False)  # an empty completion stays ""
+
+
+def test_the_rollouts_of_the_sampled_steps_are_written_with_the_advantages_the_loss_used(
+        warm_start: Path, phase2_file: Path, tmp_path: Path, monkeypatch):
+    used = {}  # step -> sorted (completion tokens, advantage) of the batch the loss saw
+    original = ReplyGRPOTrainer._compute_loss
+
+    def compute_loss(self, model, inputs):
+        pairs = zip(inputs["completion_mask"].sum(dim=1).tolist(), inputs["advantages"].tolist())
+        used[self.state.global_step + 1] = sorted(pairs)
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(ReplyGRPOTrainer, "_compute_loss", compute_loss)
+    # Unscaled advantages (length differences in characters) so that the clip at 0.5 binds.
+    config = tiny_config(max_steps=3, sample_every=5, scale_rewards="none", advantage_clip=0.5)
+    live = tmp_path / "live"
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ckpt", out=tmp_path / "out",
+                      live=live)
+    train(config, paths, [(as_reward_func(LengthReward()), 1.0)])
+
+    rows = read_completions(live)
+    assert list(rows.columns) == ["step", "tweet", "completion", "rewards/length", "reward", "advantage",
+                                  "completion_tokens", "truncated"]
+    # Step 1 and the last step (sample_every 5 takes no other), each 2 prompts x 3 completions.
+    assert rows["step"].tolist() == [1] * 6 + [3] * 6
+    for step, batch in rows.groupby("step"):
+        assert batch["tweet"].value_counts().tolist() == [3, 3] and set(batch["tweet"]) <= set(TWEET_OF.values())
+        pairs = sorted(zip(batch["completion_tokens"], batch["advantage"]))
+        assert [n for n, _ in pairs] == [n for n, _ in used[step]]
+        np.testing.assert_allclose([a for _, a in pairs], [a for _, a in used[step]], rtol=1e-5, atol=1e-6)
+    assert rows["advantage"].abs().max() == pytest.approx(0.5)  # clipped, as the loss saw them: TRL's go past 0.5
+    # Each reward is its own completion's (LengthReward scores characters); weight 1: the total is that reward.
+    assert (rows["rewards/length"] == rows["completion"].str.len()).all()
+    assert (rows["reward"] == rows["rewards/length"]).all()
+    assert (rows.loc[rows["truncated"], "completion_tokens"] == config.max_completion_length).all()
+    # The rows are the rollouts behind each step's logged reward.
+    logged = pd.read_csv(live / "plots/metrics/reward.tsv", sep="\t").set_index("step")["reward"]
+    for step, batch in rows.groupby("step"):
+        assert batch["reward"].mean() == pytest.approx(logged[step], rel=1e-4)
+
+
+def test_a_resumed_run_redoes_the_rollouts_after_its_checkpoint(warm_start: Path, phase2_file: Path, tmp_path: Path):
+    config = tiny_config(sample_prompts=1)
+    live, checkpoints = tmp_path / "live", tmp_path / "ckpt"
+    # No `out`: the checkpoints stay, as after a kill.
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=checkpoints, live=live)
+    train(config, paths, [(as_reward_func(LengthReward()), 1.0)])
+    assert read_completions(live)["step"].tolist() == [1] * 6 + [2] * 6
+    # Killed while saving step 2's checkpoint: step 2's rollouts were already written (on_step_end comes first).
+    shutil.rmtree(checkpoints / "checkpoint-2")
+    metrics = train(config, paths, [(as_reward_func(LengthReward()), 1.0)])
+    assert metrics["resumed_from_step"] == 1
+    assert read_completions(live)["step"].tolist() == [1] * 6 + [2] * 6
+
+
+def trainer_on_two_groups(warm_start: Path, folder: str, objective: str = "group", **overrides) -> tuple:
     """A trainer with groups of 4 (advantages unclipped) and one rollout batch: 2 prompts x 4, as TRL yields them."""
     merged, tokenizer = load_policy(warm_start, merge=True)
     dataset = phase2_dataset(ROWS, tokenizer, PROMPT)
-    trainer = build_trainer(tiny_config(num_generations=4, advantage_clip=100.0), merged, tokenizer, dataset,
-                            [as_reward_func(LengthReward(batch=8))], [1.0], output_dir=Path(warm_start).parent / folder,
-                            seed=0)
+    trainer = build_trainer(tiny_config(num_generations=4, advantage_clip=100.0, **overrides), merged, tokenizer,
+                            dataset, [as_reward_func(LengthReward(batch=8))], [1.0],
+                            output_dir=Path(warm_start).parent / folder, seed=0, objective=objective)
     trainer.model.train()
     return trainer, [row for row in dataset.select(range(2)) for _ in range(4)]
 
@@ -326,8 +391,9 @@ def completion_logps(trainer, inputs) -> torch.Tensor:
     return (logps * inputs["completion_mask"]).sum(dim=1)
 
 
-def test_a_max_at_k_step_raises_the_best_completion_more_than_a_group_step(warm_start: Path):
-    trainer, batch = trainer_on_two_groups(warm_start, "unused_step")
+@pytest.mark.parametrize("estimator", ["marginal", "pkpo", "verl_passk"])
+def test_a_max_at_k_step_raises_the_best_completion_more_than_a_group_step(warm_start: Path, estimator: str):
+    trainer, batch = trainer_on_two_groups(warm_start, f"unused_step_{estimator}")
     inputs = trainer._generate_and_score_completions(batch)  # fixed rollouts: both steps train on the same ones
     # Hand-set rewards, distinct within each group so "best" is strict; group 2 in another order.
     rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 3.5, 1.5]).unsqueeze(1)
@@ -335,7 +401,7 @@ def test_a_max_at_k_step_raises_the_best_completion_more_than_a_group_step(warm_
     best = torch.tensor([3, 6])
     groups = rewards.view(2, 4)
     group = ((groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)).flatten()
-    trainer.objective = SetObjective("max_at_k", k=2)
+    trainer.objective = SetObjective("max_at_k", k=2, estimator=estimator)
     max_at_k = trainer._set_advantages(len(batch))
     start = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
     before = completion_logps(trainer, inputs)
@@ -355,13 +421,55 @@ def test_a_max_at_k_step_raises_the_best_completion_more_than_a_group_step(warm_
                     p -= 0.5 * p.grad  # small enough for the first-order regime, large enough to see
         return (completion_logps(trainer, inputs) - before)[best]
 
-    # Same scale (unit spread per group), other credit: max@2 puts more of it on each group's best reply.
+    # Same scale (GRPO's RMS), other credit: each max@k estimator puts more of it on each group's best reply.
     assert (max_at_k[best] > group[best]).all()
     gain_max_at_k, gain_group = one_step(max_at_k), one_step(group)
     # Summed over the two groups: per group the gains can come within float noise of each other (seen:
     # +0.0112 vs +0.0113), because on this random tiny model the replies share most tokens, so credit on
     # the second best also lifts the best.
     assert (gain_max_at_k > 0).all() and gain_max_at_k.sum() > gain_group.sum()
+
+
+MAX_AT_K_RUNS = [GRPORun("max_at_k_run", "polychromic", "max_at_k")]  # so the config takes max_at_k's params
+
+
+def test_verl_passk_is_verls_std_normalised_advantage_times_one_batch_factor(warm_start: Path):
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_verl", objective="max_at_k", runs=MAX_AT_K_RUNS,
+                                           max_at_k_estimator="verl_passk")
+    # verl_passk has no k: build_trainer gives it the whole group's (max@G), with no schedule.
+    assert (trainer.objective.estimator, trainer.objective.k, trainer.objective.k_schedule) == ("verl_passk", 4, ())
+    # Two groups with different spreads, so the std normalisation shows.
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 4.5, 1.5]).unsqueeze(1)
+    trainer._gathered = (rewards, None)
+    groups = rewards.view(2, 4)
+    # verl's compute_grpo_passk_outcome_advantage with norm_adv_by_std_in_grpo (its eps 1e-6; TRL's 1e-4 here),
+    # which scale_rewards group reproduces; then one factor for the batch gives it plain GRPO's RMS.
+    top2 = groups.topk(2, dim=1).values
+    verl = torch.zeros(2, 4)
+    verl[torch.arange(2), groups.argmax(dim=1)] = (top2[:, 0] - top2[:, 1]) / (groups.std(dim=1) + 1e-4)
+    grpo = (groups - groups.mean(1, keepdim=True)) / (groups.std(1, keepdim=True) + 1e-4)
+    expected = verl * grpo.square().mean().sqrt() / verl.square().mean().sqrt()
+    torch.testing.assert_close(trainer._set_advantages(len(batch)).view(2, 4), expected)
+
+
+def test_the_k_schedule_sets_k_by_optimizer_step_and_logs_the_k_in_use(warm_start: Path):
+    schedule = [ObjectiveKStep(step=1, k=2), ObjectiveKStep(step=3, k=1)]  # 3 (objective_k) before step 1
+    trainer, batch = trainer_on_two_groups(warm_start, "unused_schedule", objective="max_at_k", runs=MAX_AT_K_RUNS,
+                                           objective_k=3, max_at_k_estimator="pkpo", objective_k_schedule=schedule)
+    assert trainer.objective == SetObjective("max_at_k", 3, estimator="pkpo", k_schedule=[(1, 2), (3, 1)])
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 4.5, 1.5]).unsqueeze(1)
+    groups = rewards.view(2, 4).double().numpy()
+    for step, k in [(0, 3), (1, 2), (2, 2), (3, 1), (10, 1)]:
+        trainer.state.global_step = step
+        trainer._gathered = (rewards, None)
+        got = trainer._set_advantages(len(batch)).double().view(2, 4).numpy()
+        # PKPO at that k, not divided by the groups' stds (1.29 and 1.71 here: that would bias it); the batch
+        # factor is checked elsewhere, so compare directions.
+        raw = np.stack([pkpo_advantages(r, k) for r in groups])
+        np.testing.assert_allclose(got / np.linalg.norm(got), raw / np.linalg.norm(raw), atol=1e-6)
+    trainer.state.global_step = 1
+    trainer._generate_and_score_completions(batch)
+    assert trainer._metrics["train"]["objective_k"] == [2]
 
 
 def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, phase2_file: Path, tmp_path: Path,
@@ -371,6 +479,17 @@ def test_polychromic_objective_trains_with_encoder_embeddings(warm_start: Path, 
                       encoder=encoder_dir, live=tmp_path / "live")
     assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)], objective="polychromic")["steps"] == 2
     assert (tmp_path / "live/plots/metrics/advantages/polychromic_abs_mean.tsv").exists()
+
+
+def test_an_annealed_pkpo_run_uses_each_steps_k(warm_start: Path, phase2_file: Path, tmp_path: Path):
+    # Groups of 3: k = 2 for the first step, then k = 1 (PKPO's annealing from a high k down to 1).
+    config = tiny_config(runs=MAX_AT_K_RUNS, objective_k=2, max_at_k_estimator="pkpo",
+                         objective_k_schedule=[ObjectiveKStep(step=1, k=1)], sample_every=100, sample_prompts=1)
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ck", out=tmp_path / "out",
+                      live=tmp_path / "live")
+    assert train(config, paths, [(as_reward_func(LengthReward()), 1.0)], objective="max_at_k")["steps"] == 2
+    logged = pd.read_csv(tmp_path / "live/plots/metrics/objective_k.tsv", sep="\t")
+    assert logged["objective_k"].tolist() == [2, 1]
 
 
 def test_polychromic_advantages_get_one_batch_factor_not_the_reward_std(warm_start: Path):
@@ -412,8 +531,26 @@ def test_a_monitor_is_logged_beside_the_reward_but_never_trained_on(warm_start: 
     assert len(seen) == 2 * 2 * 3 and all(r == ratings and t in TWEET_OF.values() for t, r in seen)
     assert {"gold/mean", "gold/first_10pct", "gold/last_10pct", "gold/delta"} <= set(monitored)
     assert (tmp_path / "monitored/live/plots/metrics/gold/mean.tsv").exists()
+    rollouts = read_completions(tmp_path / "monitored/live")
+    np.testing.assert_allclose(rollouts["gold"], rollouts["completion"].str.len() / 100, rtol=1e-5)
     # The same run without the monitor trains the same weights: the monitor is never in the loss.
     plain, plain_weights = run("plain", None)
     assert "gold/mean" not in plain and plain["reward/mean"] == pytest.approx(monitored["reward/mean"])
+    assert "gold" not in read_completions(tmp_path / "plain/live")
     for name, value in weights.items():
         torch.testing.assert_close(value, plain_weights[name], msg=name)
+
+
+def test_the_overlong_punishment_scores_rollouts_by_length_and_the_samples_too(warm_start: Path, phase2_file: Path,
+                                                                               tmp_path: Path):
+    config = tiny_config(max_steps=1, overlong_weight=0.5, overlong_cache_tokens=2)  # 0 up to 4 tokens, -1 at 6
+    (overlong,) = build_reward_funcs([OVERLONG], RewardConfig(), encoder=None, reward_model_dir=None, config=config)
+    paths = GRPOPaths(warm_start=warm_start, data=phase2_file, checkpoints=tmp_path / "ck", out=tmp_path / "out",
+                      live=tmp_path / "live")
+    train(config, paths, [(as_reward_func(LengthReward()), 1.0), (overlong, 0.5)])
+    rollouts = pd.read_csv(tmp_path / "live" / COMPLETIONS_FILE)
+    expected = [0.0 if n <= 4 else (4 - n) / 2 for n in rollouts["completion_tokens"]]
+    np.testing.assert_allclose(rollouts["rewards/overlong"], expected)
+    assert rollouts["completion_tokens"].max() > 4  # the random tiny model writes past the cache
+    samples = read_jsonl(tmp_path / "out" / SAMPLES_FILE)  # the sample writer passes token ids too
+    assert all(-1.0 <= row["rewards"][OVERLONG] <= 0.0 for row in samples)

@@ -11,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from replyrl.io import read_json, write_jsonl
 from replyrl.models.policy import load_policy
+from replyrl.training.grpo import COMPLETIONS_FILE
 from tests.conftest import REPO_ROOT
 
 ROWS = [{"tweet_id": f"t{i}", "tweet": f"tweet {i} about rain", "reply": "bring an umbrella"} for i in range(16)]
@@ -75,3 +77,11 @@ def test_grpo_adapter_reloads_on_top_of_the_sft_one(runs):
     model, _ = load_policy(tmp / "grpo", merge=False)
     assert any("lora_B" in name for name, _ in model.named_parameters())
     assert read_json(tmp / "grpo" / "lineage.json")["merged"] == [str(tmp / "sft")]
+
+
+def test_grpo_rollouts_of_both_processes_are_written_once(runs):
+    tmp, _ = runs
+    rows = pd.read_csv(tmp / "live_grpo" / COMPLETIONS_FILE, keep_default_na=False)
+    # Each step: 2 processes x 1 prompt x 2 completions, gathered, written by the main process alone.
+    assert rows["step"].tolist() == [1] * 4 + [2] * 4
+    assert all(batch["tweet"].nunique() == 2 for _, batch in rows.groupby("step"))
