@@ -17,7 +17,9 @@ and `params.yaml` (which comparison is the primary); `sync` rewrites the blocks 
 - ``primary``: the pre-registered primary comparison's line: difference, CI, p, verdict;
 - ``study``: the same line from the committed study (`reports/study/`), the run sized for that question;
 - ``metrics``: the default run's main metric table, mean ± SD over seeds;
-- ``samples``: what each model's samples look like (length, token cap, boilerplate, copies).
+- ``samples``: what each model's samples look like (length, token cap, boilerplate, copies);
+- ``ablations``: each committed ablation's verdict rows (`reports/ablations/<name>.json`, written by
+  `python -m replyrl compare --json`): the verdict metrics of every model the ablation changed.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ YARDSTICK_METRICS = "metrics/yardstick.json"
 EVALUATION_REPORT = "reports/evaluation.md"
 # The study (docs/statistics.md: more seeds for the primary comparison): its evaluate stage's metrics and report.
 STUDY_METRICS, STUDY_REPORT = "reports/study/evaluation.json", "reports/study/evaluation.md"
+# Ablations (docs/ablations.md): `replyrl compare --json` rows of one `dvc exp run` against the committed run.
+ABLATIONS = "reports/ablations"
 PARAMS = "params.yaml"
 DOC_FILES = ("README.md", "docs/*.md")
 MARKERS = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
@@ -83,6 +87,8 @@ def load_sources(root: str | Path = ".") -> dict[str, Any]:
         "study": _read_json(root / STUDY_METRICS),
         "study_report": text(root / STUDY_REPORT),
         "params": (yaml.safe_load(params.read_text(encoding="utf-8")) or {}) if params.exists() else {},
+        "ablations": {path.stem: json.loads(path.read_text(encoding="utf-8"))
+                      for path in sorted((root / ABLATIONS).glob("*.json"))},
     }
 
 
@@ -185,9 +191,26 @@ def samples_block(sources: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ablations_block(sources: Mapping[str, Any]) -> str:
+    """Per committed ablation, its verdict rows: model, metric, difference with the CI, p (and the BH q of an
+    exploratory row), seeds up and the verdict, as `replyrl compare` judged them."""
+    if not sources["ablations"]:
+        return f"No ablation is committed (`{ABLATIONS}/` holds no JSON)."
+    lines = ["| ablation | model | metric | difference [95% CI] | p (q) | seeds up | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for name, rows in sources["ablations"].items():
+        for row in rows:
+            model = row["model"].split("@")[0]
+            p = _fmt(row.get("p"), ".3f") + ("" if row.get("p_adj") is None else f" ({_fmt(row['p_adj'], '.2f')})")
+            lines.append(f"| `{name}` | `{model}` | {row['metric']} | {_fmt(row.get('diff'), '+.3f')} "
+                         f"[{_fmt(row.get('ci_low'), '+.3f')}, {_fmt(row.get('ci_high'), '+.3f')}] | {p} | "
+                         f"{_fmt(row.get('seeds_up'), '.0f')} | {row['verdict']} |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "yardstick": yardstick_block, "primary": primary_block, "study": study_block, "metrics": metrics_block,
-    "samples": samples_block,
+    "samples": samples_block, "ablations": ablations_block,
 }
 
 
