@@ -113,6 +113,8 @@ def _argv(line: str) -> list[str] | None:
         return None
     if argv and argv[0].startswith(".venv/bin/"):
         argv[0] = argv[0].removeprefix(".venv/bin/")
+    if ">" in argv[:-1]:  # a redirect of the output to a file is the shell's, not the command's
+        argv = argv[:argv.index(">")]
     return argv
 
 

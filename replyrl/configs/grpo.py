@@ -96,9 +96,10 @@ class GRPOStageConfig:
         0.1, "Weight of the diversity bonus (mean encoder distance to the group's other replies); 0 = off."
     )
     overlong_weight: float = help_field(
-        0.0, "Weight of TRL's soft overlong punishment (DAPO, Yu et al. 2025, eq. 13; "
+        0.1, "Weight of TRL's soft overlong punishment (DAPO, Yu et al. 2025, eq. 13; "
              "`trl.rewards.get_soft_overlong_punishment`): 0 up to max_completion_length - overlong_cache_tokens "
-             "tokens, then falling linearly to -1 at max_completion_length; 0 = off.",
+             "tokens, then falling linearly to -1 at max_completion_length; 0 = off. Demo 0.1: without it GRPO "
+             "lengthens the replies until about half are cut at the cap (docs/ablations.md).",
     )
     overlong_cache_tokens: int = help_field(
         8, "DAPO's L_cache: the last tokens before max_completion_length over which the punishment grows.")

@@ -10,9 +10,9 @@ from replyrl.configs.reward import RewardConfig
 from replyrl.training.grpo_rewards import OVERLONG, build_reward_funcs, reward_weights
 
 
-def test_overlong_term_is_off_by_default_and_weighted_when_on() -> None:
-    assert OVERLONG not in reward_weights(GRPOStageConfig())
+def test_overlong_term_is_weighted_when_on_and_left_out_at_zero() -> None:
     assert reward_weights(GRPOStageConfig(overlong_weight=0.2))[OVERLONG] == 0.2
+    assert OVERLONG not in reward_weights(GRPOStageConfig(overlong_weight=0.0))
 
 
 def test_overlong_punishment_is_zero_until_the_cache_then_falls_to_minus_one_at_the_cap() -> None:
@@ -32,4 +32,4 @@ def test_overlong_punishment_needs_the_grpo_config() -> None:
 def test_overlong_cache_must_fit_in_the_completion(cache: int) -> None:
     with pytest.raises(ConfigError, match="grpo.overlong_cache_tokens"):
         GRPOStageConfig(max_completion_length=32, overlong_cache_tokens=cache, overlong_weight=0.1)
-    GRPOStageConfig(max_completion_length=32, overlong_cache_tokens=cache)  # off: the cache is not used
+    GRPOStageConfig(max_completion_length=32, overlong_cache_tokens=cache, overlong_weight=0.0)  # off: not used

@@ -70,7 +70,8 @@ def test_family_runs_every_training_stage_and_generates(family: str, tmp_path: P
         metrics = run_sft(sft_config(), paths, method=method, data="full", seed=0, prompt=PROMPT, reward=RewardConfig())
         assert metrics["steps"] == 2
 
-    grpo = GRPOStageConfig(num_generations=2, prompts_per_step=2, max_completion_length=4, max_steps=2, save_steps=1,
+    grpo = GRPOStageConfig(num_generations=2, prompts_per_step=2, max_completion_length=4, overlong_weight=0.0,
+                           max_steps=2, save_steps=1,
                            bf16=False, sample_every=1, sample_prompts=1, lora=GRPOLoraConfig(r=4, lora_alpha=8))
     paths = GRPOPaths(warm_start=tmp_path / "sft_polychromic", data=data, checkpoints=tmp_path / "ck_grpo",
                       out=tmp_path / "grpo", encoder=encoder_dir)

@@ -25,7 +25,8 @@ PARAMS = {
     "sft": {"validation_fraction": 0.25, "lora": {"r": 4, "lora_alpha": 8},
             "train": {"max_steps": 2, "logging_steps": 1, "eval_steps": 1, "save_steps": 1, "bf16": False,
                       "per_device_train_batch_size": 2, "per_device_eval_batch_size": 2}},
-    "grpo": {"num_generations": 2, "prompts_per_step": 1, "max_completion_length": 4, "max_steps": 2, "save_steps": 1,
+    "grpo": {"num_generations": 2, "prompts_per_step": 1, "max_completion_length": 4, "overlong_cache_tokens": 2,
+             "max_steps": 2, "save_steps": 1,
              "sample_every": 1, "sample_prompts": 1, "bf16": False, "lora": {"r": 4, "lora_alpha": 8}},
 }
 # The README's multi-device command; without GPUs the two processes run on the CPU (gloo).
