@@ -56,7 +56,7 @@ def main() -> None:
     scorers = load_scorers(args.encoder, args.reward_model, params.reward, config, params.encoder.batch_size,
                            args.tokenizer)
     grpo_kl = read_grpo_kl(args.grpo_metrics, [run.name for run in grpo.runs], seeds)
-    result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs, read_jsonl(args.reference))
+    result = evaluate(generations, scorers, config, grpo_kl, trained_on, grpo.runs, read_jsonl(args.reference), grpo)
 
     write_json(args.metrics, result.metrics)
     with atomic_path(f"{args.plots}/passk.csv") as tmp:

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
+from trl.rewards import get_soft_overlong_punishment
 
 from replyrl.configs.evaluate import EvaluateConfig
-from replyrl.configs.grpo import GRPORun
+from replyrl.configs.grpo import GRPORun, GRPOStageConfig
 from replyrl.configs.reward import RewardConfig
 from replyrl.data.gold import context_of, gold_components, gold_scores, has_context
 from replyrl.evaluation import judge as llm_judge
@@ -39,6 +40,7 @@ from replyrl.metrics.stats import bootstrap_ci
 from replyrl.models.encoder import encode, load_encoder
 from replyrl.rewards import load_reward
 from replyrl.text import copies_tweet, is_boilerplate
+from replyrl.training.grpo_rewards import DIVERSITY, OVERLONG, group_distance_to_others, reward_weights
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +48,11 @@ TextScorer = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 GoldScorer = Callable[[Sequence[str], Sequence[str], Sequence[dict]], np.ndarray]  # (tweets, replies, contexts)
 GENERATION_FIELDS = ("tweet_id", "group_id", "tweet", "references", "samples", "greedy")
 # Per-tweet columns besides pass@k, in report order; all but self_bleu are "higher is better".
-# gold_score is there only when the tweets carry the gold's context (the sample).
+# gold_score is there only when the tweets carry the gold's context (the sample); grpo_reward only when
+# `evaluate` is given the grpo config (`grpo_rewards`).
 METRICS = (
     "self_bleu", "distinct_1", "distinct_2", "semantic_diversity",
-    "rouge_l", "bertscore_f1", "heuristic_reward", "predicted_engagement", "gold_score",
+    "rouge_l", "bertscore_f1", "grpo_reward", "heuristic_reward", "predicted_engagement", "gold_score",
 )
 ID_COLUMNS = ("model", "seed", "tweet_id", "group_id")  # of `per_prompt`; every other column is a metric
 # The mean per-sample score column of each judge.
@@ -246,17 +249,64 @@ def judge_scores_per_row(
     return np.split(np.asarray(flat, dtype=np.float64), np.cumsum([len(group) for group in texts])[:-1])
 
 
+def grpo_rewards(rows: Sequence[dict], scores: dict[str, np.ndarray], embeddings: np.ndarray, cap: int,
+                 grpo: GRPOStageConfig) -> np.ndarray:
+    """GRPO's training reward of every sample of ``rows`` (one generation file), shape (tweets, samples):
+    each term of `grpo_rewards.reward_weights`, weighted and summed as the trainer sums them.
+
+    ``scores``: the samples' heuristic and learned scores (`SCORE_COLUMNS`' judges); ``embeddings``: their
+    encoder rows, tweet by tweet; ``cap``: the ``evaluate.max_new_tokens`` they were sampled with.
+    ``diversity``: a sample's mean encoder distance to the other samples of its tweet. A training group
+    holds ``grpo.num_generations`` replies, evaluation ``evaluate.n_samples``: the same quantity (an
+    estimate of a reply's expected distance to another reply to its prompt) over a larger group.
+    ``overlong``: TRL's punishment itself, on the length of the ids TRL passes it: a sample's tokens
+    (``sample_tokens``, re-tokenised by the generate stage) plus the EOS a finished reply ends with, so
+    tokens + 1 below the cap and tokens at it (as `grpo_callbacks.SampleWriter` counts them).
+    """
+    n_tweets, n = len(rows), len(rows[0]["samples"])
+
+    def term(name: str) -> np.ndarray:
+        if name == DIVERSITY:
+            return group_distance_to_others(embeddings, np.repeat(np.arange(n_tweets), n)).reshape(n_tweets, n)
+        if name == OVERLONG:
+            tokens = np.array([row["sample_tokens"] for row in rows])
+            lengths = np.where(tokens < cap, tokens + 1, tokens)
+            punishment = get_soft_overlong_punishment(grpo.max_completion_length, grpo.overlong_cache_tokens)
+            # TRL reads only the length of each completion's ids.
+            return np.reshape(punishment([range(length) for length in lengths.ravel().tolist()]), lengths.shape)
+        return scores[name]
+
+    return sum(weight * term(name) for name, weight in reward_weights(grpo).items())
+
+
+def measurable_grpo(generations: dict[tuple[str, int], list[dict]],
+                    grpo: GRPOStageConfig | None) -> GRPOStageConfig | None:
+    """``grpo``, or None (no ``grpo_reward`` column, the reason logged) where its overlong term needs the
+    token counts a generation file lacks (files written before the generate stage counted them)."""
+    if grpo is None or OVERLONG not in reward_weights(grpo):
+        return grpo
+    for (model, seed), rows in generations.items():
+        if any("sample_tokens" not in row for row in rows):
+            logger.warning("no grpo_reward column: %s/seed_%d.jsonl has no sample_tokens, which the overlong term "
+                           "(grpo.overlong_weight) needs; rerun the generate stage", model, seed)
+            return None
+    return grpo
+
+
 def per_prompt_metrics(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
-    reference: Sequence[dict] = (),
+    reference: Sequence[dict] = (), grpo: GRPOStageConfig | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], dict[str, float]]:
     """One row per (model, seed, tweet) with every metric; one row per sample (`sample_table`); the pass
     thresholds of each reported judge (one per tweet); and the Pass@k judge's `human_pass_rates`.
     ``reference``: training pairs, whose human replies set the `quantile` criterion's threshold.
+    ``grpo``: the grpo config, for the ``grpo_reward`` column (`grpo_rewards`, mean over a tweet's samples);
+    None: no such column.
 
     Pass@k columns: ``pass@k`` under ``evaluate.pass_at_k.judge``, ``pass@k_<judge>`` under each other
     reported judge (`reported_judges`).
     """
+    grpo = measurable_grpo(generations, grpo)
     judges = reported_judges(generations, config)
     scored = [j for j in dict.fromkeys([*judges, "learned", "heuristic"]) if j != "llm"]
     scores = {
@@ -305,6 +355,9 @@ def per_prompt_metrics(
             "bertscore_f1": scorers.bertscore.f1(greedy, references),
         } | {SCORE_COLUMNS[judge]: scores[judge][key].mean(axis=1) for judge in ("heuristic", "learned", "gold")
              if judge in scores})
+        if grpo is not None:
+            file_scores = {judge: scores[judge][key] for judge in ("heuristic", "learned")}
+            frame["grpo_reward"] = grpo_rewards(rows, file_scores, emb, config.max_new_tokens, grpo).mean(axis=1)
         for i, judge in enumerate(judges):
             passed = scores[judge][key] >= thresholds[judge][:, None]
             for k in config.pass_at_k.k:
@@ -462,7 +515,8 @@ def training_objectives(reward_type: str, diversity_weight: float, objectives: C
     ``polychromic_quality``: sft.polychromic.quality (the polychromic set score is quality x encoder diversity).
     ``config`` must have its judge resolved (`resolve_judge`): `auto` names no column.
     """
-    marks: dict[str, list[str]] = {}
+    # GRPO's whole reward, every term (`grpo_rewards`): the column is trained on whatever the terms are.
+    marks: dict[str, list[str]] = {"grpo_reward": ["GRPO reward (all terms)"]}
     if reward_type in ("heuristic", "mix"):
         marks.setdefault("heuristic_reward", []).append("GRPO reward")
     if reward_type in ("learned", "mix"):
@@ -490,16 +544,17 @@ def training_objectives(reward_type: str, diversity_weight: float, objectives: C
 def evaluate(
     generations: dict[tuple[str, int], list[dict]], scorers: Scorers, config: EvaluateConfig,
     grpo_kl: dict[str, float] | None = None, trained_on: dict[str, str] | None = None,
-    grpo_runs: Sequence[GRPORun] = (), reference: Sequence[dict] = (),
+    grpo_runs: Sequence[GRPORun] = (), reference: Sequence[dict] = (), grpo: GRPOStageConfig | None = None,
 ) -> Evaluation:
     """Compute every metric of the `evaluate` stage from loaded generations (see `load_generations`).
 
     ``reference``: the training pairs, for the `quantile` pass criterion (`reference_rows`).
     ``trained_on`` (`training_objectives`) marks the columns some model was trained on; ``grpo_runs``
-    (grpo.runs) name the GRPO models' warm-starts and objectives for the verdict table.
+    (grpo.runs) name the GRPO models' warm-starts and objectives for the verdict table; ``grpo``, the grpo
+    config, adds GRPO's whole training reward as the ``grpo_reward`` column (`grpo_rewards`).
     """
     config = resolve_judge(config, generations)
-    per_prompt, samples, thresholds, rates = per_prompt_metrics(generations, scorers, config, reference)
+    per_prompt, samples, thresholds, rates = per_prompt_metrics(generations, scorers, config, reference, grpo)
     metrics, passk = summarise(per_prompt, config)
     table = verdicts(per_prompt, config, trained_on, grpo_runs)
     metrics.update(verdict_table_metrics(table))

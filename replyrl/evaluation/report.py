@@ -262,6 +262,9 @@ def render_report(evaluation: Evaluation, generations: dict[tuple[str, int], lis
     else:
         judge_note += (" The test tweets carry no gold context (the sample's chat ratings), so there is no gold score: "
                        "`predicted_engagement` is the learned proxy reward and `heuristic_reward` the heuristic one.")
+    if "grpo_reward" in evaluation.per_prompt.columns:
+        judge_note += (" `grpo_reward` is GRPO's whole training reward on the held-out samples: the task reward, "
+                       "diversity bonus and overlong punishment, weighted as in training (`grpo.*_weight`).")
     return "\n\n".join([
         "# Evaluation",
         f"{evaluation.metrics['n_prompts']:.0f} test tweets, seeds {evaluation.seeds}; values are mean ± std over "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig
+from replyrl.configs.grpo import GRPOStageConfig
 from replyrl.evaluation.evaluate import (
     evaluate,
     load_generations,
@@ -15,6 +17,7 @@ from replyrl.evaluation.evaluate import (
     resolve_judge,
     training_objectives,
 )
+from replyrl.evaluation.report import metric_table
 from replyrl.io import write_json, write_jsonl
 from tests.evaluation.conftest import make_rows
 
@@ -98,6 +101,7 @@ def test_per_tweet_criterion_on_hand_made_scores(scorers) -> None:
 def test_trained_on_marks_follow_the_training_params() -> None:
     marks = training_objectives("heuristic", 0.1, {"group"}, "heuristic", config(pass_at_k=PassAtKConfig(judge="heuristic")))
     assert marks["heuristic_reward"] == "GRPO reward, polychromic SFT"
+    assert marks["grpo_reward"] == "GRPO reward (all terms)"  # the whole reward, whatever its terms
     assert marks["pass@10"] == marks["heuristic_reward"]  # a Pass@k judged by a training reward is marked too
     assert marks["semantic_diversity"] == "polychromic SFT, GRPO diversity bonus"
     assert "predicted_engagement" not in marks and "gold_score" not in marks
@@ -181,3 +185,46 @@ def test_training_marks_follow_the_resolved_judge() -> None:
     # Unresolved, `auto` would name no column: an error, not silently unmarked metrics.
     with pytest.raises(ValueError, match="evaluate.pass_at_k.judge is 'auto'; pass resolve_judge"):
         training_objectives("learned", 0.0, {"group"}, "none", config(pass_at_k=PassAtKConfig()))
+
+
+def grpo_reward_case() -> tuple[dict, EvaluateConfig, GRPOStageConfig]:
+    """One file of 8 tweets x 3 samples, the last at the token cap (8), under a mix reward with every term on."""
+    rows = make_rows(lambda i, j: f"{'good' if j == 0 else 'meh'} reply {i} {'x' * 3 * j}", n=3)
+    for row in rows:
+        row["sample_tokens"] = [2, 5, 8]
+    grpo = GRPOStageConfig(reward_type="mix", mix_heuristic_weight=0.5, mix_learned_weight=2.0, diversity_weight=0.1,
+                           overlong_weight=0.3, max_completion_length=8, overlong_cache_tokens=4)
+    evaluation = config(n_samples=3, max_new_tokens=8,
+                        pass_at_k=PassAtKConfig(judge="learned", threshold="median", k=[1, 3]))
+    return {("baseline_full", 1): rows}, evaluation, grpo
+
+
+def test_grpo_reward_is_the_weighted_sum_of_every_training_term(scorers) -> None:
+    gens, evaluation, grpo = grpo_reward_case()
+    result = evaluate(gens, scorers, evaluation, grpo=grpo)
+    expected = []
+    for row in gens["baseline_full", 1]:
+        heuristic = np.array([len(s) / 100 for s in row["samples"]])  # the stand-in: length / 100
+        learned = np.array([float("good" in s) for s in row["samples"]])
+        emb = scorers.embed(row["samples"])
+        # Mean cosine distance to the tweet's 2 other samples (the stand-in embeddings are unit rows).
+        diversity = (1 - emb @ emb.T).sum(axis=1) / 2
+        # TRL's lengths: 2 + EOS = 3 <= 8 - 4: 0; 5 + EOS = 6: (4 - 6) / 4; 8, at the cap (no EOS): (4 - 8) / 4.
+        overlong = np.array([0.0, -0.5, -1.0])
+        expected.append((0.5 * heuristic + 2.0 * learned + 0.1 * diversity + 0.3 * overlong).mean())
+    np.testing.assert_allclose(result.per_prompt["grpo_reward"], expected)
+    assert result.metrics["baseline_full.grpo_reward"] == pytest.approx(np.mean(expected))
+    assert "| grpo_reward |" in metric_table(result)  # the report's table shows it
+
+
+def test_grpo_reward_needs_the_grpo_config_and_token_counts(scorers, caplog) -> None:
+    gens, evaluation, grpo = grpo_reward_case()
+    assert "grpo_reward" not in evaluate(gens, scorers, evaluation).per_prompt  # no grpo config: no column
+    for row in gens["baseline_full", 1]:
+        del row["sample_tokens"]  # a file written before generate counted tokens
+    with caplog.at_level(logging.WARNING):
+        assert "grpo_reward" not in evaluate(gens, scorers, evaluation, grpo=grpo).per_prompt
+    assert "baseline_full/seed_1.jsonl has no sample_tokens" in caplog.text
+    # Without the overlong term the counts are not needed.
+    no_overlong = GRPOStageConfig(overlong_weight=0.0)
+    assert "grpo_reward" in evaluate(gens, scorers, evaluation, grpo=no_overlong).per_prompt

@@ -23,7 +23,10 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tiny_base_dir, tmp_p
     architecture = {"embedding_dim": dim, "features": FEATURES, "hidden_sizes": [4], "dropout": 0.0}
     LearnedReward(EngagementHead(dim * len(FEATURES), [4], 0.0), architecture, encoder).save(tmp_path / "reward")
     for model in ("baseline_full", "grpo_from_polychromic"):
-        write_jsonl(tmp_path / "gen" / model / "seed_3.jsonl", make_rows(lambda i, j: f"{model} says {i} {j % 3}", n=3))
+        rows = make_rows(lambda i, j: f"{model} says {i} {j % 3}", n=3)
+        for row in rows:
+            row["sample_tokens"] = [4, 5, 5]  # as generate counts them; 5 is the cap (max_new_tokens)
+        write_jsonl(tmp_path / "gen" / model / "seed_3.jsonl", rows)
     write_json(tmp_path / "grpo" / "from_polychromic_seed_3.json", {"kl/final": 0.5})
     write_jsonl(tmp_path / "train.jsonl", REFERENCE_PAIRS)
     params = {"seeds": [3], "grpo": {"runs": [{"name": "from_polychromic", "init": "polychromic", "objective": "group"}]},
@@ -50,7 +53,9 @@ def test_stage_writes_metrics_plots_and_report(encoder_dir, tiny_base_dir, tmp_p
     assert metrics["human.at_token_cap"] == 0.5
     passk = pd.read_csv(tmp_path / "plots" / "passk.csv")
     assert list(passk.columns) == ["model", "k", "pass@k", "ci_low", "ci_high"] and len(passk) == 4
-    assert len(pd.read_csv(tmp_path / "reports" / "pp.csv")) == 16  # 2 models x 8 tweets
+    per_prompt = pd.read_csv(tmp_path / "reports" / "pp.csv")
+    assert len(per_prompt) == 16  # 2 models x 8 tweets
+    assert per_prompt["grpo_reward"].notna().all()  # the stage passes the grpo config: GRPO's whole reward
     samples = pd.read_csv(tmp_path / "reports" / "samples.csv")
     assert len(samples) == 48 and {"gold_score", "gold.relevance", "copies_tweet", "passes"} <= set(samples.columns)
     for png in ("passk.png", "diversity_vs_quality.png"):

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from replyrl.configs.evaluate import EvaluateConfig, PassAtKConfig, PrimaryConfig, SignificanceConfig
-from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun
-from replyrl.evaluation.evaluate import evaluate
+from replyrl.configs.grpo import DEFAULT_RUNS, GRPORun, GRPOStageConfig
+from replyrl.evaluation.evaluate import evaluate, training_objectives
 from replyrl.evaluation.verdicts import metric_range, row_verdict, verdict_code, verdict_pairs, verdicts
 from replyrl.metrics.stats import adjust_pvalues, minimum_detectable
 from tests.evaluation.conftest import make_rows
@@ -64,6 +64,21 @@ def test_verdicts_compare_each_grpo_model_with_its_warm_start_over_seeds(scorers
     assert result.metrics[f"{key}.semantic_diversity.verdict"] is None
     assert result.metrics[f"{key}.semantic_diversity.p_adj"] is None
     assert not any(k.startswith("primary.") for k in result.metrics)  # grpo_from_baseline was not evaluated
+
+
+def test_grpo_is_judged_on_its_whole_training_reward_against_its_warm_start_only(scorers) -> None:
+    gens = verdict_generations()
+    for rows in gens.values():
+        for row in rows:
+            row["sample_tokens"] = [3] * len(row["samples"])  # below the cap: the overlong term can be computed
+    trained_on = training_objectives("heuristic", 0.1, {"group"}, "none", config())
+    table = evaluate(gens, scorers, config(), trained_on=trained_on, grpo_runs=RUNS, grpo=GRPOStageConfig()).verdicts
+    reward = table[table.metric.isin(["grpo_reward", "heuristic_reward"])]
+    # The check that training did what it optimises: marked, never evidence, and not asked of other comparisons.
+    assert set(zip(reward.other, reward.metric)) == {("polychromic_phase1", "grpo_reward"),
+                                                     ("polychromic_phase1", "heuristic_reward")}
+    assert (reward.role == "trained on").all() and (reward.verdict == "trained on: not evidence").all()
+    assert reward.set_index("metric").at["grpo_reward", "trained_on"] == "GRPO reward (all terms)"
 
 
 def test_the_primary_comparison_comes_first_tested_alone_at_alpha(scorers) -> None:
