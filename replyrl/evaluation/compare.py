@@ -18,7 +18,6 @@ import dataclasses
 import io
 import json
 import logging
-import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,9 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from dvc.repo.experiments.exceptions import AmbiguousExpRefInfo
+from dvc.repo.experiments.utils import resolve_name
+from dvc.scm import SCM
 
 from replyrl.configs.evaluate import EvaluateConfig, PrimaryConfig
 from replyrl.configs.grpo import GRPOStageConfig
@@ -39,9 +41,6 @@ from replyrl.evaluation.verdicts import verdict_metrics, verdicts
 logger = logging.getLogger(__name__)
 
 PER_PROMPT = "reports/evaluation_per_prompt.csv"  # the evaluate stage's --per-prompt (dvc.yaml)
-# A DVC experiment's ref: refs/exps/<baseline sha[:2]>/<baseline sha[2:]>/<name> (dvc's ExpRefInfo); the
-# other refs under refs/exps (stash, exec, celery, apply, temp) are DVC's bookkeeping, not experiments.
-EXP_REF = re.compile(r"refs/exps/(?P<sha1>[0-9a-f]{2})/(?P<sha2>[0-9a-f]{38,62})/(?P<name>[^/]+)")
 # The `evaluate` params a per-tweet value depends on: where the runs differ in one, a column may not
 # measure the same thing in both (the model lists, the report and the significance settings do not matter).
 MEASUREMENT_PARAMS = ("max_prompts", "prompt_seed", "n_samples", "temperature", "top_p", "max_new_tokens",
@@ -79,23 +78,19 @@ def _git(repo: str | Path, *args: str) -> str:
 
 
 def resolve_revision(rev: str, repo: str | Path = ".") -> str:
-    """The commit of ``rev``: a DVC experiment's name (the Experiment column of `dvc exp show`: DVC 3
-    names one like ``gusty-weft``, DVC 2 ``exp-1a2b3``, or ``dvc exp run -n``'s), else any git revision
-    (``HEAD``, a branch, a tag, a sha, a full ``refs/exps/...`` ref). A name shared by experiments of
-    several baselines means the one based on HEAD, as dvc resolves it."""
-    refs = (line.split() for line in _git(repo, "for-each-ref", "--format=%(refname) %(objectname)",
-                                          "refs/exps/").splitlines())
-    found = [(m["sha1"] + m["sha2"], commit) for ref, commit in refs
-             if (m := EXP_REF.fullmatch(ref)) and m["name"] == rev]
-    if len(found) > 1:
-        head = _git(repo, "rev-parse", "HEAD").strip()
-        found = [(base, commit) for base, commit in found if base == head] or found
-        if len(found) > 1:
-            raise ConfigError(f"{rev}: experiments of several baselines have this name "
-                              f"({[base[:7] for base, _ in found]}); give the full ref, "
-                              f"refs/exps/<baseline sha[:2]>/<baseline sha[2:]>/{rev}")
-    if found:
-        return found[0][1]
+    """The commit of ``rev``: a DVC experiment's name (the Experiment column of `dvc exp show`, or
+    ``dvc exp run -n``'s), resolved by DVC itself (a name shared by experiments of several baselines means
+    the one based on HEAD, else it is ambiguous), else any git revision (``HEAD``, a branch, a sha, a full
+    ``refs/exps/...`` ref)."""
+    scm = SCM(str(repo))
+    try:
+        ref = resolve_name(scm, rev)[rev]
+    except AmbiguousExpRefInfo as e:
+        raise ConfigError(f"{rev}: {' '.join(str(e).split())}; give the full ref (refs/exps/...)") from None
+    finally:
+        scm.close()
+    if ref is not None:
+        return _git(repo, "rev-parse", "--verify", str(ref)).strip()
     try:
         return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
     except ConfigError:
